@@ -1,0 +1,224 @@
+"""download: selected/ -> corpus/ with img2dataset, one Ray task per shard of selected rows.
+
+Layout of corpus/:
+  part-00000.parquet ...           images: key, url, caption, query_ids, jpg, sizes, sha256 (of jpg)
+  failures/part-00000.parquet ...  rows that got no image: key, url, caption, status, error_message, reason
+  _shards/00000.json ...           per-shard completion markers: a rerun skips the shards that have one
+  manifest.json, stats.json        counts per stage, failure reasons, shards with checksums, config
+  _SUCCESS.json                    written last
+
+Shards are fixed slices of selected/ (read in key order), so shard N is the same rows on every run
+and a rerun redoes only the shards without a marker. Readers should read `corpus/part-*.parquet`
+(a plain directory read by Ray Data also descends into failures/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import ray
+from tqdm import tqdm
+
+from pipeline.balance import stage_parts
+from pipeline.config import RESIZE_MODES, DownloadConfig
+from pipeline.download_shard import FAILURES, SHARD_MARKERS, download_shard, shard_name
+from pipeline.shards import input_fingerprint
+from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
+from wit.config import to_dict
+from wit.errors import WitError
+from wit.raylocal import ensure_ray
+
+Source = tuple[str, int, int]  # (selected part file, first row, row count)
+
+
+def plan_shards(parts: list[str], rows_per_shard: int) -> list[list[Source]]:
+    """Cut the selected rows, in key order, into shards of `rows_per_shard` rows (file slices)."""
+    shards: list[list[Source]] = []
+    current: list[Source] = []
+    room = rows_per_shard
+    for path in parts:
+        rows, start = pq.ParquetFile(path).metadata.num_rows, 0
+        while start < rows:
+            take = min(room, rows - start)
+            current.append((path, start, take))
+            start, room = start + take, room - take
+            if room == 0:
+                shards.append(current)
+                current, room = [], rows_per_shard
+    if current:
+        shards.append(current)
+    return shards
+
+
+def shard_digest(sources: list[Source]) -> str:
+    """What a shard holds (keys and query ids), so a finished shard is reused only for the same rows."""
+    digest = hashlib.sha1()
+    for path, start, length in sources:
+        table = pq.read_table(path, columns=["key", "query_ids"]).slice(start, length)
+        for key, ids in zip(table["key"].to_pylist(), table["query_ids"].to_pylist()):
+            digest.update(f"{key}:{ids}\n".encode())
+    return digest.hexdigest()
+
+
+def _finished(corpus_dir: Path, shard: int, digest: str, cfg: dict[str, Any]) -> dict | None:
+    marker_path = corpus_dir / SHARD_MARKERS / f"{shard:05d}.json"
+    if not marker_path.exists():
+        return None
+    marker = read_json(marker_path)
+    same = marker.get("rows_sha1") == digest and marker["config"] == cfg
+    files_there = (corpus_dir / marker["corpus_file"]).exists() and (
+        corpus_dir / marker["failures_file"]
+    ).exists()
+    return marker if same and files_there else None
+
+
+def _remove_stale(corpus_dir: Path, shard_count: int) -> None:
+    """Parts and markers of shards beyond this plan (an earlier run with other settings made them)."""
+    for pattern in ("part-*.parquet", f"{FAILURES}/part-*.parquet", f"{SHARD_MARKERS}/*.json"):
+        for path in corpus_dir.glob(pattern):
+            number = path.stem.removeprefix("part-")
+            if number.isdigit() and int(number) >= shard_count:
+                path.unlink()
+
+
+def _validate(cfg: DownloadConfig) -> None:
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise WitError(
+            f"unknown resize_mode {cfg.resize_mode!r}", hint=f"use one of {', '.join(RESIZE_MODES)}"
+        )
+    if cfg.rows_per_input_shard < 1 or cfg.image_size < 1 or cfg.thread_count < 1:
+        raise WitError("rows_per_input_shard, image_size and thread_count must be at least 1")
+
+
+def run_shards(
+    plan: list[list[Source]], corpus_dir: Path, cfg: DownloadConfig, record: dict
+) -> tuple[list[dict], set[int]]:
+    """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns markers, skipped ids."""
+    cfg_dict = to_dict(cfg)
+    digests = [shard_digest(sources) for sources in plan]
+    markers: dict[int, dict] = {}
+    for shard, digest in enumerate(digests):
+        done = _finished(corpus_dir, shard, digest, cfg_dict)
+        if done is not None:
+            markers[shard] = done
+    skipped = set(markers)
+    task = ray.remote(num_cpus=1, max_retries=1)(download_shard)
+    pending = {
+        task.remote(shard, sources, digests[shard], str(corpus_dir), cfg_dict, record): shard
+        for shard, sources in enumerate(plan)
+        if shard not in markers
+    }
+    with tqdm(total=len(plan), initial=len(skipped), desc="download shards", unit="shard") as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            marker = ray.get(ready[0])
+            markers[pending.pop(ready[0])] = marker
+            bar.update(1)
+    return [markers[s] for s in range(len(plan))], skipped
+
+
+def _stage_stats(stage_dir: Path) -> dict | None:
+    path = stage_dir / "stats.json"
+    if not path.exists():
+        return None
+    stats = read_json(path)
+    return {k: v for k, v in stats.items() if k not in ("queries", "files")}
+
+
+def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadConfig()) -> dict:
+    """Download the selected pairs' images into corpus_dir; returns the manifest (also manifest.json)."""
+    _validate(cfg)
+    parts = stage_parts(selected_dir, "selected", "wit pipeline balance")
+    inputs = {"selected": input_fingerprint(parts)}
+    root = Path(corpus_dir)
+    if is_done(root):
+        done = read_json(root / "_SUCCESS.json")
+        if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
+            return read_json(root / "manifest.json")
+        print(f"download: {corpus_dir} was made from other inputs or another config; redoing what changed")
+        (root / "_SUCCESS.json").unlink()
+    ensure_ray()
+    start = time.time()
+    plan = plan_shards(parts, cfg.rows_per_input_shard)
+    _remove_stale(root, len(plan))
+    record = provenance("download", cfg, inputs=inputs)
+    markers, skipped = run_shards(plan, root, cfg, record)
+    seconds = time.time() - start
+
+    selected_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    corpus_rows = sum(m["corpus_rows"] for m in markers)
+    failure_rows = sum(m["failure_rows"] for m in markers)
+    if corpus_rows + failure_rows != selected_rows:  # every selected row ends in exactly one place
+        raise RuntimeError(
+            f"{selected_rows} selected rows but {corpus_rows} in corpus + {failure_rows} failures"
+        )
+    reasons: Counter = Counter()
+    for m in markers:
+        reasons.update(m["failure_reasons"])
+    downloaded = sum(m["rows"] for i, m in enumerate(markers) if i not in skipped)
+    selected_path = Path(selected_dir)
+    stats = {
+        "stage": "download",
+        "input_rows": selected_rows,
+        "output_rows": corpus_rows,
+        "dropped": dict(sorted(reasons.items())),  # failure reason -> rows
+        "success_rate": round(corpus_rows / selected_rows, 4) if selected_rows else None,
+        "shards": len(plan),
+        "shards_skipped": len(skipped),
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
+    }
+    manifest = {
+        **record,
+        "counts": {
+            "pool": (_stage_stats(_matched_dir(selected_path)) or {}).get("input_rows"),
+            "matched": (_stage_stats(selected_path) or {}).get("input_rows"),
+            "selected": selected_rows,
+            "downloaded": corpus_rows,
+            "failed": failure_rows,
+        },
+        "failures": stats["dropped"],
+        "stages": {
+            "match": _stage_stats(_matched_dir(selected_path)),
+            "balance": _stage_stats(selected_path),
+        },
+        "download": stats,
+        "failure_examples": _failure_examples(root, markers),
+        "shards": [{k: v for k, v in m.items() if k not in ("config", "sources")} for m in markers],
+    }
+    write_json(stats, root / "stats.json")
+    write_json(manifest, root / "manifest.json")
+    mark_done(root, {**record, "stats": stats})
+    return manifest
+
+
+def _matched_dir(selected_dir: Path) -> Path:
+    """Where balance read its input, from its provenance (else the sibling matched/)."""
+    done = selected_dir / "_SUCCESS.json"
+    if done.exists():
+        matched = read_json(done).get("inputs", {}).get("matched") or []
+        if matched:
+            return Path(matched[0]["path"]).parent
+    return selected_dir.parent / "matched"
+
+
+def _failure_examples(root: Path, markers: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
+    """A few distinct raw error messages per reason class, so the classes can be checked by eye."""
+    examples: dict[str, list[str]] = {}
+    for m in markers:
+        if not m["failure_rows"]:
+            continue
+        table = pq.read_table(root / m["failures_file"], columns=["reason", "error_message"])
+        for reason, message in zip(table["reason"].to_pylist(), table["error_message"].to_pylist()):
+            seen = examples.setdefault(reason, [])
+            if len(seen) < per_reason and message not in seen:
+                seen.append(message)
+    return dict(sorted(examples.items()))
+
+
+__all__ = ["download", "plan_shards", "shard_name"]

@@ -1,0 +1,194 @@
+"""inspect: a Polars (lazy) summary of any stage's output: queries.parquet, matched/, selected/, corpus/.
+
+The kind is told by the columns, so a single part file works as well as a directory. Only the
+columns a summary needs are scanned; image bytes are never loaded except to show their length.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from wit.errors import WitError
+
+TOP = 20
+
+
+def _files(path: Path) -> list[str]:
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise WitError(f"{path} does not exist")
+    files = sorted(path.glob("part-*.parquet")) or sorted(path.glob("*.parquet"))
+    if not files:
+        raise WitError(
+            f"{path} holds no Parquet files", hint="point inspect at a stage directory or a .parquet file"
+        )
+    return [str(f) for f in files]
+
+
+def _kind(columns: list[str]) -> str:
+    if "query_id" in columns and "query" in columns:
+        return "queries"
+    if "jpg" in columns:
+        return "corpus"
+    if "status" in columns and "error_message" in columns:
+        return "failures"
+    if "claimed_by" in columns:
+        return "selected"
+    if "query_ids" in columns:
+        return "matched"
+    return "pool" if "url" in columns else "unknown"
+
+
+def _bytes_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _describe(lf: pl.LazyFrame, expr: pl.Expr) -> dict[str, Any]:
+    row = (
+        lf.select(
+            expr.min().alias("min"),
+            expr.mean().alias("mean"),
+            expr.median().alias("median"),
+            expr.max().alias("max"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _find_queries(path: Path, queries: str | None) -> Path | None:
+    if queries:
+        return Path(queries)
+    base = path if path.is_dir() else path.parent
+    for candidate in (
+        base / "queries.parquet",
+        base.parent / "queries.parquet",
+        base.parent.parent / "queries.parquet",
+    ):
+        if candidate.is_file() and candidate.resolve() != path.resolve():
+            return candidate
+    return None
+
+
+def _per_query(lf: pl.LazyFrame, column: str, queries: Path | None) -> dict[str, Any]:
+    counts = (
+        lf.select(pl.col(column).explode().alias("query_id")).drop_nulls().group_by("query_id").len("pairs")
+    )
+    if queries is not None:
+        names = pl.scan_parquet(str(queries)).select(pl.col("query_id").cast(pl.Int64), "query")
+        counts = counts.with_columns(pl.col("query_id").cast(pl.Int64)).join(names, on="query_id", how="left")
+    ranked = counts.sort(["pairs", "query_id"], descending=[True, False]).collect()
+    pairs = ranked["pairs"]
+    return {
+        "column": column,
+        "queries": ranked.height,
+        "top": ranked.head(TOP).to_dicts(),
+        "tail": {
+            "min": pairs.min(),
+            "median": pairs.median(),
+            "mean": round(pairs.mean(), 2) if ranked.height else None,
+            "max": pairs.max(),
+            "with_one_pair": int((pairs == 1).sum()),
+        },
+    }
+
+
+def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, Any]:
+    """A JSON-ready summary of a stage directory or Parquet file."""
+    root = Path(path)
+    files = _files(root)
+    try:
+        lf = pl.scan_parquet(files)
+        columns = lf.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise WitError(f"cannot read {path} as Parquet: {err}") from err
+    kind = _kind(columns)
+    out: dict[str, Any] = {
+        "path": str(root),
+        "kind": kind,
+        "files": len(files),
+        "rows": lf.select(pl.len()).collect().item(),
+        "bytes_on_disk": _bytes_on_disk(root),
+        "columns": columns,
+    }
+    text = next((c for c in ("caption", "text", "query") if c in columns), None)
+    if text:
+        out["text_chars"] = _describe(lf, pl.col(text).str.len_chars())
+    if kind == "corpus":
+        for c in ("width", "height", "original_width", "original_height"):
+            out[c] = _describe(lf, pl.col(c))
+        failures = root / "failures"
+        if root.is_dir() and failures.is_dir() and any(failures.glob("*.parquet")):
+            fl = pl.scan_parquet(str(failures / "*.parquet"))
+            reason = "reason" if "reason" in fl.collect_schema().names() else "status"
+            by_reason = (
+                fl.group_by(reason).len("rows").sort(["rows", reason], descending=[True, False]).collect()
+            )
+            out["failures"] = int(by_reason["rows"].sum())
+            out["failure_reasons"] = {r[reason]: r["rows"] for r in by_reason.to_dicts()}
+        total = out["rows"] + out.get("failures", 0)
+        out["success_rate"] = round(out["rows"] / total, 4) if total else None
+    if kind == "failures":
+        reason = "reason" if "reason" in columns else "status"
+        by_reason = lf.group_by(reason).len("rows").sort("rows", descending=True).collect()
+        out["failure_reasons"] = {r[reason]: r["rows"] for r in by_reason.to_dicts()}
+    per_query_col = (
+        "claimed_by" if "claimed_by" in columns else "query_ids" if "query_ids" in columns else None
+    )
+    if per_query_col:
+        out["per_query"] = _per_query(lf, per_query_col, _find_queries(root, queries))
+    shown = [c for c in columns if c != "jpg"]
+    samples = lf.select(shown).head(n).collect().to_dicts()
+    if "jpg" in columns:
+        sizes = (
+            lf.select(pl.col("jpg").bin.size().alias("jpg_bytes")).head(n).collect()["jpg_bytes"].to_list()
+        )
+        for row, size in zip(samples, sizes):
+            row["jpg_bytes"] = size
+    out["samples"] = samples
+    stats = root / "stats.json" if root.is_dir() else None
+    if stats is not None and stats.exists():
+        out["stage_stats"] = {
+            k: v for k, v in json.loads(stats.read_text()).items() if k not in ("queries", "files")
+        }
+    return out
+
+
+def format_summary(d: dict[str, Any]) -> str:
+    """The summary for a human: one fact a line, the per-query table, then sample rows."""
+    lines = [
+        f"{d['path']}  ({d['kind']}, {d['files']} file(s), {d['bytes_on_disk']:,} bytes)",
+        f"rows: {d['rows']:,}",
+    ]
+    if "success_rate" in d:
+        lines.append(f"success rate: {d['success_rate']}  (failures: {d.get('failures', 0):,})")
+    for reason, rows in d.get("failure_reasons", {}).items():
+        lines.append(f"  {reason:<20} {rows:>10,}")
+    for key in ("text_chars", "width", "height", "original_width", "original_height"):
+        if key in d:
+            s = d[key]
+            lines.append(f"{key}: min {s['min']}  median {s['median']}  mean {s['mean']}  max {s['max']}")
+    if "per_query" in d:
+        pq_ = d["per_query"]
+        tail = pq_["tail"]
+        lines.append(f"pairs per query ({pq_['column']}), {pq_['queries']:,} queries:")
+        for row in pq_["top"]:
+            name = f"  {row.get('query') or ''}" if "query" in row else ""
+            lines.append(f"  {row['query_id']:>8} {row['pairs']:>10,}{name}")
+        lines.append(
+            f"  tail: min {tail['min']}  median {tail['median']}  mean {tail['mean']}  max {tail['max']}"
+            f"  queries with one pair {tail['with_one_pair']:,}"
+        )
+    if d.get("samples"):
+        lines.append("samples:")
+        for row in d["samples"]:
+            lines.append("  " + json.dumps(row, ensure_ascii=False, default=str)[:300])
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Deterministic output files from Ray Data blocks, without a shuffle.
+
+Ray Data blocks come in whatever layout the reader and the autoscaler chose, so files written per
+block would differ from run to run. Instead, every block stages its rows into key ranges
+(`_staging/b=00003/<content-hash>.parquet`), and one task per range merges, sorts by key and writes
+`part-00003.parquet`. Keys are hex hashes, so the ranges are balanced, and reading the parts in name
+order reads the whole stage sorted by key: the same output whatever the block layout.
+
+Staged files are named by a hash of their content, so a Ray task that is retried overwrites its own
+earlier files instead of adding rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+
+from wit.artifacts import write_parquet
+
+STAGING = "_staging"
+
+
+def key_range(keys: pa.Array | pa.ChunkedArray, num_ranges: int) -> np.ndarray:
+    """The range (0..num_ranges-1) of each hex key, from its first 4 hex digits."""
+    prefix = pc.utf8_slice_codeunits(keys, 0, 4).to_pylist()
+    return (np.array([int(p, 16) for p in prefix], dtype=np.int64) * num_ranges) >> 16
+
+
+def stage_rows(table: pa.Table, out_dir: str, num_ranges: int) -> None:
+    """Write `table`'s rows into the staging files of their key ranges."""
+    if table.num_rows == 0:
+        return
+    ranges = key_range(table["key"], num_ranges)
+    for r in np.unique(ranges):
+        part = table.filter(pa.array(ranges == r))
+        digest = hashlib.sha1("\n".join(part["key"].to_pylist()).encode()).hexdigest()[:20]
+        path = Path(out_dir) / STAGING / f"b={r:05d}" / f"{digest}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        pq.write_table(part, tmp)
+        os.replace(tmp, path)
+
+
+def _sort_and_dedupe(table: pa.Table, dedupe: bool) -> pa.Table:
+    # Sort on every column that has an order (not lists), so which duplicate survives is fixed too.
+    sortable = [n for n, t in zip(table.column_names, table.schema.types) if not pa.types.is_list(t)]
+    order = ["key"] + [n for n in sortable if n != "key"]
+    table = table.sort_by([(n, "ascending") for n in order])
+    if not dedupe or table.num_rows < 2:
+        return table
+    keys = table["key"].combine_chunks()
+    first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+    return table.filter(pa.concat_arrays([pa.array([True]), first.fill_null(True)]))
+
+
+@ray.remote
+def _merge_range(files: list[str], out_path: str, record: dict[str, Any], dedupe: bool) -> dict[str, Any]:
+    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    table = _sort_and_dedupe(table, dedupe)
+    write_parquet(table, out_path, record)
+    return {"file": Path(out_path).name, "rows": table.num_rows, "bytes": os.path.getsize(out_path)}
+
+
+def merge_staged(out_dir: str, record: dict[str, Any], dedupe: bool) -> list[dict[str, Any]]:
+    """Merge every staged key range into `out_dir/part-NNNNN.parquet`; returns the parts, in key order."""
+    staging = Path(out_dir) / STAGING
+    ranges = sorted(staging.glob("b=*")) if staging.exists() else []
+    refs = []
+    for r in ranges:
+        files = sorted(str(f) for f in r.glob("*.parquet"))
+        out_path = str(Path(out_dir) / f"part-{int(r.name[2:]):05d}.parquet")
+        refs.append(_merge_range.remote(files, out_path, record, dedupe))
+    parts = ray.get(refs)
+    shutil.rmtree(staging, ignore_errors=True)
+    return parts
+
+
+def clear_outputs(out_dir: str) -> None:
+    """Remove what an earlier (finished, interrupted or differently configured) run of a stage left."""
+    root = Path(out_dir)
+    for pattern in ("part-*.parquet", "*.tmp-*", "stats.json", "_SUCCESS.json"):
+        for path in root.glob(pattern):
+            path.unlink()
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+
+
+def input_fingerprint(paths: list[str]) -> list[dict[str, Any]]:
+    """What a stage read, for deciding whether its finished output still answers the same question."""
+    found = []
+    for path in paths:
+        st = os.stat(path)
+        found.append({"path": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return found

@@ -1,0 +1,98 @@
+"""`build`: Wikipedia dumps + WordNet -> queries.parquet, the recipe behind `wit queries build`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from queries.config import QueriesConfig
+from queries.count import count_dumps, count_phrases
+from queries.schema import to_table
+from queries.select import cap, merge_sources, occurrences, per_source, select_bigrams
+from queries.wordnet import index_path, noun_lemmas
+from wit.artifacts import provenance, read_provenance, write_parquet
+from wit.config import to_dict
+from wit.errors import WitError
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: QueriesConfig, out_path: str | os.PathLike, *, use_ray: bool = True,
+          progress: bool = True) -> Path:
+    """Write the query list of `cfg` to `out_path` and return its path.
+
+    Idempotent: when `out_path` already records the same config and the same input file sizes,
+    it is returned as it is. `use_ray=False` counts in this process (same result, for debugging).
+    """
+    out = Path(out_path)
+    inputs = input_files(cfg)
+    if _reusable(out, cfg, inputs):
+        log.info("reusing %s: same config and inputs", out)
+        return out
+    started = time.monotonic()
+    lemmas = noun_lemmas(cfg.wordnet_dir)  # before the long pass: a bad WordNet dir fails fast
+
+    counts = count_dumps(cfg.dumps, use_ray=use_ray, progress=progress)
+    if counts.stats.articles == 0:
+        raise WitError(f"no articles (namespace 0, not redirects) in {', '.join(cfg.dumps)}",
+                       hint="pass English Wikipedia pages-articles dumps")
+    log.info("pass 1: %d articles, %d words, %d distinct bigrams", counts.stats.articles,
+             sum(counts.unigrams.values()), len(counts.bigrams))
+
+    candidates: dict[str, list[str]] = defaultdict(list)
+    for word, count in counts.unigrams.items():
+        if count >= cfg.min_word_count:
+            candidates[word].append("word")
+    bigram_pmi = select_bigrams(counts.unigrams, counts.bigrams, cfg)
+    for pair in bigram_pmi:
+        candidates[pair].append("bigram")
+    multi_word = {p for p in (*counts.titles, *lemmas, *bigram_pmi) if " " in p}
+    phrase_counts = count_phrases(cfg.dumps, multi_word, use_ray=use_ray, progress=progress)
+    for title in counts.titles:
+        if occurrences(title, counts.unigrams, phrase_counts) >= cfg.min_title_count:
+            candidates[title].append("title")
+    for lemma in lemmas:
+        candidates[lemma].append("wordnet")
+
+    ranked = merge_sources(candidates, counts.unigrams, phrase_counts, bigram_pmi)
+    kept = cap(ranked, cfg)
+    record = provenance(
+        "queries",
+        cfg,
+        inputs=inputs,
+        counts={"before_caps": per_source(ranked), "after_caps": per_source(kept),
+                "queries_before_caps": len(ranked), "queries": len(kept)},
+        dump_stats=to_dict(counts.stats),
+        seconds=round(time.monotonic() - started, 2),
+    )
+    write_parquet(to_table(kept), out, record)
+    log.info("wrote %d queries to %s in %.1f s", len(kept), out, record["seconds"])
+    return out
+
+
+def input_files(cfg: QueriesConfig) -> list[dict[str, Any]]:
+    """The files a build reads, with their sizes: what decides whether an output is reusable."""
+    if not cfg.dumps:
+        raise WitError("no dump files given",
+                       hint="pass --dump enwiki-...-pages-articles*.xml.bz2 (or --demo)")
+    files = []
+    for name in (*cfg.dumps, index_path(cfg.wordnet_dir)):
+        path = Path(name)
+        if not path.is_file():
+            raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
+        files.append({"path": str(path), "bytes": path.stat().st_size})
+    return files
+
+
+def _reusable(out: Path, cfg: QueriesConfig, inputs: list[dict[str, Any]]) -> bool:
+    if not out.is_file():
+        return False
+    try:
+        recorded = read_provenance(out)
+    except Exception:  # noqa: BLE001 - an unreadable old output is rebuilt, not an error
+        return False
+    return recorded.get("config") == to_dict(cfg) and recorded.get("inputs") == inputs

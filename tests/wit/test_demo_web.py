@@ -1,0 +1,74 @@
+"""The demo's web: deterministic scenes, a pool with the promised share of bad rows, real HTTP."""
+
+import io
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from queries.normalize import normalize
+from wit.demo import evalset, scenes, web
+from wit.loopback import LoopbackServer
+
+
+def test_scenes_are_pure_functions_of_seed_and_id():
+    assert scenes.scene(0, 5) == scenes.scene(0, 5)
+    assert scenes.encode(scenes.render(0, 5), "png") == scenes.encode(scenes.render(0, 5), "png")
+    assert scenes.scene(0, 5) != scenes.scene(1, 5) or scenes.scene(0, 6) != scenes.scene(1, 6)
+
+
+def test_captions_name_the_colour_drawn():
+    for scene_id in range(50):
+        s = scenes.scene(0, scene_id)
+        assert s.colour in normalize(s.caption).split()
+        image = scenes.render(0, scene_id).convert("RGB")
+        assert image.size == (s.width, s.height)
+        # the most common non-background colour is near the named one
+        counts = Counter(image.getdata())
+        target = scenes.COLOURS[s.colour]
+        assert any(sum(abs(a - b) for a, b in zip(px, target)) < 90 for px, _ in counts.most_common(2000))
+
+
+def test_pool_has_every_kind_of_bad_row_and_is_deterministic():
+    table = web.pool("http://127.0.0.1:9", 2_000, seed=0)
+    assert table.equals(web.pool("http://127.0.0.1:9", 2_000, seed=0))
+    kinds = Counter(web.row_kind(0, r) for r in range(2_000))
+    assert set(kinds) == {"good", *web.BAD_ROW_SHARES}
+    assert 0.70 < kinds["good"] / 2_000 < 0.85
+    urls = table.column("url").to_pylist()
+    originals = [u for r, u in enumerate(urls) if web.row_kind(0, r) != "duplicate"]
+    assert sum(not u.startswith("http") for u in originals) == kinds["bad_url"]
+    assert len(set(zip(urls, table.column("caption").to_pylist()))) == 2_000 - kinds["duplicate"]
+
+
+def test_server_answers_each_kind_of_url():
+    with LoopbackServer(web.app(seed=0)) as server:
+        def get(path):
+            return urllib.request.urlopen(server.url + path, timeout=5)
+
+        with get("/img/3.jpg") as resp:
+            image = Image.open(io.BytesIO(resp.read()))
+            assert image.format == "JPEG" and image.size == (scenes.scene(0, 3).width, scenes.scene(0, 3).height)
+        with get("/img/3.webp") as resp:
+            assert Image.open(io.BytesIO(resp.read())).format == "WEBP"
+        with get("/noai/3.jpg") as resp:
+            assert resp.headers["X-Robots-Tag"] == "noai"
+        with get("/page/3.html") as resp:
+            assert resp.headers["Content-Type"] == "text/html"
+        with get("/broken/3.jpg") as resp, pytest.raises(OSError):
+            Image.open(io.BytesIO(resp.read())).load()
+        for path, code in (("/missing/3.jpg", 404), ("/error/3.jpg", 500), ("/../etc/passwd", 404)):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                get(path)
+            assert err.value.code == code
+
+
+def test_eval_set_is_balanced_and_held_out(tmp_path):
+    images, classes_json = evalset.write(tmp_path, seed=0, per_class=3)
+    per_class = {d.name: len(list(d.glob("*.png"))) for d in images.iterdir()}
+    assert per_class == dict.fromkeys(scenes.COLOURS, 3)
+    web_images = {scenes.encode(scenes.render(0, i), "png") for i in range(200)}
+    held_out = {p.read_bytes() for p in images.rglob("*.png")}
+    assert not (held_out & web_images)
