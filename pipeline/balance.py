@@ -10,7 +10,10 @@ Computed without shuffling pairs by query:
   pass 1b  per block, the t smallest (hash, key) of each head query, merged on the driver
            into one cutoff per head query (its t-th smallest)   -> cutoffs
   pass 2   a pure filter: q claims a pair when q is a tail query or (hash, key) <= cutoff[q]
-The result depends on the keys only, never on how Ray split the blocks.
+The result depends on the keys only, never on how Ray split the blocks or how many tasks ran.
+Keys are unique in matched/ (match collapses identical (url, text) pairs before anything is counted),
+so c_q counts distinct pairs. Per-query matched and claimed counts go to `query_stats.parquet`
+(500k rows is a table, not a JSON list); stats.json holds the totals.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import ray.data
 from pipeline.config import BalanceConfig
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
+from wit.artifacts import is_done, mark_done, provenance, read_json, write_json, write_parquet
 from wit.config import to_dict
 from wit.errors import WitError
 from wit.raylocal import ensure_ray
 
+QUERY_STATS = "query_stats.parquet"  # query_id:int32, matched:int64, claimed:int64
 Cutoff = tuple[int, str]  # (hash, key) of the last pair a head query claims
 
 
@@ -144,6 +148,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         print(f"balance: {out_dir} was made from other inputs or another config; recomputing it")
     ensure_ray()
     clear_outputs(out_dir)
+    (Path(out_dir) / QUERY_STATS).unlink(missing_ok=True)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     start = time.time()
     cap, seed = cfg.cap_per_query, cfg.seed
@@ -152,14 +157,14 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     def read() -> ray.data.Dataset:
         return ray.data.read_parquet(parts, override_num_blocks=cfg.read_blocks)
 
+    per_pass = {"batch_format": "pyarrow", "batch_size": None, "concurrency": cfg.concurrency}
+
     matched_per_query: dict[int, int] = defaultdict(int)
     cutoffs: dict[int, Cutoff] = {}
     rows_in = selected_rows = 0
     if parts:
         for b in (
-            read()
-            .map_batches(count_queries, batch_format="pyarrow", batch_size=None)
-            .iter_batches(batch_format="numpy", batch_size=None)
+            read().map_batches(count_queries, **per_pass).iter_batches(batch_format="numpy", batch_size=None)
         ):
             for q, c in zip(b["query_id"].tolist(), b["count"].tolist()):
                 matched_per_query[q] += c
@@ -167,8 +172,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         if heads:
             candidates = read().map_batches(
                 head_candidates,
-                batch_format="pyarrow",
-                batch_size=None,
+                **per_pass,
                 fn_kwargs={"heads": heads, "cap": cap, "seed": seed},
             )
             cutoffs = merge_cutoffs(candidates.iter_batches(batch_format="numpy", batch_size=None), cap)
@@ -176,8 +180,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
             read()
             .map_batches(
                 _claim_and_stage,
-                batch_format="pyarrow",
-                batch_size=None,
+                **per_pass,
                 fn_kwargs={
                     "cutoffs": cutoffs,
                     "seed": seed,
@@ -192,6 +195,15 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     files = merge_staged(out_dir, record, dedupe=False)
     claimed = _claimed_per_query([str(Path(out_dir) / f["file"]) for f in files])
     query_ids = sorted(matched_per_query)
+    query_stats = pa.table(
+        {
+            "query_id": pa.array(query_ids, pa.int32()),
+            "matched": pa.array([matched_per_query[q] for q in query_ids], pa.int64()),
+            "claimed": pa.array([claimed.get(q, 0) for q in query_ids], pa.int64()),
+        }
+    )
+    write_parquet(query_stats, Path(out_dir) / QUERY_STATS, record)
+    matched_stats = read_json(Path(matched_dir) / "_SUCCESS.json").get("stats", {})
     stats = {
         "stage": "balance",
         "cap_per_query": cap,
@@ -199,18 +211,18 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         "input_rows": rows_in,
         "output_rows": sum(f["rows"] for f in files),
         "dropped": {"not_claimed": rows_in - selected_rows},
+        "duplicate_url_rows": matched_stats.get("duplicate_url_rows"),  # counted by match, on its output
+        "queries_matched": len(query_ids),
         "head_queries": len(cutoffs),
-        "queries": {
-            "query_id": query_ids,
-            "matched": [matched_per_query[q] for q in query_ids],
-            "claimed": [claimed.get(q, 0) for q in query_ids],
-        },
+        "claimed_pairs": sum(claimed.values()),  # (pair, query) claims; >= output_rows
+        "query_stats": QUERY_STATS,
         "files": files,
         "seconds": round(time.time() - start, 3),
     }
     # The claim semantics, checked on the output: each query claims exactly min(c_q, cap) pairs.
     assert stats["output_rows"] == selected_rows, stats
     assert all(claimed.get(q, 0) == min(matched_per_query[q], cap) for q in query_ids), "claim counts"
+    assert set(claimed) <= set(matched_per_query), "claims of unmatched queries"
     write_json(stats, Path(out_dir) / "stats.json")
     mark_done(out_dir, {**record, "stats": stats})
     return stats

@@ -14,11 +14,15 @@ MATCH_HELP = """\
 Keep the pool pairs whose alt text contains a query as whole words (Aho-Corasick on Ray Data).
 
 inputs:  POOL...    Parquet/TSV/CSV/JSONL files or directories with a URL column (url/URL) and a
-                    text column (caption/TEXT/text/alt); other names via --url-col/--text-col
+                    text column (caption/TEXT/text/alt); other names via --url-col/--text-col.
+                    Headerless TSV/CSV (Conceptual Captions' caption<TAB>url) is detected; its
+                    columns are f0, f1, ... Common Crawl WARC (.warc.gz): every <img src alt> of
+                    the HTML responses, with page_url (--keep page_url)
          --queries  queries.parquet from `wit queries build`
 output:  --out DIR  part-*.parquet (key, url, text, query_ids list<int32>), stats.json (rows dropped
-                    per reason: invalid_url, url_too_long, empty_text, text_too_long, no_match,
-                    duplicate), _SUCCESS.json. A finished DIR with the same inputs is reused.
+                    per reason: malformed_row, invalid_url, url_too_long, empty_text, text_too_long,
+                    no_match, duplicate; duplicate_url_rows), _SUCCESS.json. A finished DIR with the
+                    same inputs is reused.
 
 example:
   wit pipeline match pool/*.parquet --queries queries.parquet --out work/matched
@@ -29,8 +33,9 @@ Select at most --cap pairs per query: a query with more claims the pairs with th
 hash(seed, key); a pair is kept when some query claims it. Independent of Ray's block layout.
 
 input:   --matched DIR  output of `wit pipeline match`
-output:  --out DIR      part-*.parquet (matched columns + claimed_by list<int32>), stats.json
-                        (per-query matched and claimed counts, not_claimed), _SUCCESS.json
+output:  --out DIR      part-*.parquet (matched columns + claimed_by list<int32>),
+                        query_stats.parquet (query_id, matched, claimed), stats.json (totals,
+                        not_claimed), _SUCCESS.json
 
 example:
   wit pipeline balance --matched work/matched --out work/selected --cap 20000 --seed 0
@@ -40,10 +45,14 @@ DOWNLOAD_HELP = """\
 Download the selected images with img2dataset, one Ray task per shard of rows; resumable.
 
 input:   --selected DIR  output of `wit pipeline balance`
-output:  --out DIR       part-*.parquet (key, url, caption, query_ids, jpg, width, height,
-                         original_width, original_height, sha256), failures/part-*.parquet (key, url,
-                         caption, status, error_message, reason), manifest.json, _SUCCESS.json.
-                         Interrupted? Rerun the same command: finished shards are skipped.
+output:  --out DIR       part-*.parquet of about --part-target-mb each (key, url, caption, query_ids,
+                         jpg, width, height, original_width, original_height, sha256),
+                         failures/part-*.parquet (key, url, caption, status, error_message, reason:
+                         http_404, http_4xx, http_5xx, timeout, redirect_loop, decode_error,
+                         robots_disallowed, too_small, too_large, connection_error, lost, other),
+                         manifest.json (counts per stage and reason, parts with rows and sha256),
+                         _SUCCESS.json. Interrupted (even killed)? Rerun the same command: finished
+                         download shards are kept, only the others are fetched.
 
 example:
   wit pipeline download --selected work/selected --out work/corpus --image-size 256
@@ -63,7 +72,8 @@ failures), or one Parquet file: rows, bytes, success rate and failure reasons, p
 sizes, sample rows.
 
 example:
-  wit inspect work/corpus
+  wit inspect work/corpus --html work/corpus.html     # then open work/corpus.html in a browser
+  wit inspect work/corpus/failures
   wit inspect work/selected --queries queries.parquet --json
 """
 
@@ -71,11 +81,27 @@ example:
 def _add_match_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("pool", nargs="+", help="pool files or directories")
     p.add_argument("--queries", required=True, help="queries.parquet")
-    p.add_argument("--format", default="auto", help="pool format: auto|parquet|tsv|csv|jsonl (default: auto)")
+    p.add_argument(
+        "--format",
+        "--pool-format",
+        default="auto",
+        help="pool format: auto|parquet|tsv|csv|jsonl|warc (default: auto)",
+    )
+    header = p.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header", dest="header", action="store_true", default=None, help="TSV/CSV files have a header line"
+    )
+    header.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_false",
+        help="TSV/CSV files have none (columns f0, f1, ...)",
+    )
     p.add_argument("--url-col", help="pool URL column (default: url or URL)")
     p.add_argument("--text-col", help="pool text column (default: caption, TEXT, text or alt)")
     p.add_argument("--keep", nargs="*", default=[], help="pool columns to carry into matched/")
     p.add_argument("--max-text-chars", type=int, default=MatchConfig.max_text_chars)
+    p.add_argument("--concurrency", type=int, help="at most this many matcher actors (default: one per CPU)")
 
 
 def _add_balance_args(p: argparse.ArgumentParser) -> None:
@@ -83,6 +109,9 @@ def _add_balance_args(p: argparse.ArgumentParser) -> None:
         "--cap", type=int, default=BalanceConfig.cap_per_query, help="pairs per query (default: %(default)s)"
     )
     p.add_argument("--seed", type=int, default=BalanceConfig.seed)
+    p.add_argument(
+        "--read-blocks", type=int, help="Ray Data blocks to read matched/ as (never changes the output)"
+    )
 
 
 def _add_download_args(p: argparse.ArgumentParser) -> None:
@@ -96,16 +125,33 @@ def _add_download_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=d.thread_count, help="download threads per shard task")
     p.add_argument("--rows-per-shard", type=int, default=d.rows_per_input_shard)
     p.add_argument("--min-image-size", type=int, default=d.min_image_size)
+    p.add_argument(
+        "--max-image-area",
+        type=float,
+        default=d.max_image_area,
+        help="refuse images with more pixels, as too_large; 0: no limit (default: %(default).0f)",
+    )
+    p.add_argument(
+        "--encode-quality", type=int, default=d.encode_quality, help="JPEG quality of stored images"
+    )
+    p.add_argument(
+        "--part-target-mb",
+        type=float,
+        default=d.part_target_bytes / 2**20,
+        help="corpus parts are cut at about this size (default: %(default)s)",
+    )
     p.add_argument("--user-agent-token", default=d.user_agent_token)
 
 
 def _match_cfg(a: argparse.Namespace) -> MatchConfig:
-    pool = PoolConfig(format=a.format, url_col=a.url_col, text_col=a.text_col, keep_columns=tuple(a.keep))
-    return MatchConfig(pool=pool, max_text_chars=a.max_text_chars)
+    pool = PoolConfig(
+        format=a.format, url_col=a.url_col, text_col=a.text_col, header=a.header, keep_columns=tuple(a.keep)
+    )
+    return MatchConfig(pool=pool, max_text_chars=a.max_text_chars, concurrency=a.concurrency)
 
 
 def _balance_cfg(a: argparse.Namespace) -> BalanceConfig:
-    return BalanceConfig(cap_per_query=a.cap, seed=a.seed)
+    return BalanceConfig(cap_per_query=a.cap, seed=a.seed, read_blocks=a.read_blocks)
 
 
 def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
@@ -117,6 +163,9 @@ def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
         thread_count=a.threads,
         rows_per_input_shard=a.rows_per_shard,
         min_image_size=a.min_image_size,
+        max_image_area=a.max_image_area or None,
+        encode_quality=a.encode_quality,
+        part_target_bytes=max(1, int(a.part_target_mb * 2**20)),
         user_agent_token=a.user_agent_token,
     )
 
@@ -157,9 +206,15 @@ def _inspect(a: argparse.Namespace) -> int:
     from pipeline.inspect import format_summary, summarize
 
     summary = summarize(a.path, queries=a.queries, n=a.n)
+    if a.html:
+        from pipeline.contact_sheet import write_contact_sheet
+
+        summary["html"] = str(write_contact_sheet(a.path, a.html, queries=a.queries, n=a.sheet_rows))
     sys.stdout.write(
         (json.dumps(summary, indent=2, default=str) if a.json else format_summary(summary)) + "\n"
     )
+    if a.html and not a.json:
+        sys.stdout.write(f"contact sheet: {summary['html']}\n")
     return 0
 
 
@@ -206,4 +261,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-n", type=int, default=5, help="sample rows to show (default: %(default)s)")
     p.add_argument("--queries", help="queries.parquet, to name the queries (default: looked for nearby)")
+    p.add_argument("--html", metavar="OUT", help="also write a contact sheet (thumbnails, captions, queries)")
+    p.add_argument(
+        "--sheet-rows", type=int, default=60, help="rows on the contact sheet (default: %(default)s)"
+    )
     p.set_defaults(run=_inspect)

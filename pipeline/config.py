@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-POOL_FORMATS = ("auto", "parquet", "tsv", "csv", "jsonl")
+POOL_FORMATS = ("auto", "parquet", "tsv", "csv", "jsonl", "warc")
 # Column names tried, in order, when PoolConfig leaves url_col / text_col unset.
 URL_COLUMNS = ("url", "URL", "image_url")
 TEXT_COLUMNS = ("caption", "TEXT", "text", "alt", "alt_text")
@@ -16,9 +16,11 @@ TEXT_COLUMNS = ("caption", "TEXT", "text", "alt", "alt_text")
 
 @dataclass(frozen=True)
 class PoolConfig:
-    format: str = "auto"  # "auto" picks by file extension (.parquet, .tsv, .csv, .jsonl/.json)
+    format: str = "auto"  # "auto" picks by file extension (.parquet, .tsv, .csv, .jsonl/.json, .warc[.gz])
     url_col: str | None = None  # None: the first of URL_COLUMNS present in the file
     text_col: str | None = None  # None: the first of TEXT_COLUMNS present in the file
+    # TSV/CSV: None = a file whose first line holds an http(s) URL has no header (columns f0, f1, ...)
+    header: bool | None = None
     keep_columns: tuple[str, ...] = ()  # pool columns carried through to matched/ (e.g. "page_url")
 
 
@@ -28,7 +30,7 @@ class MatchConfig:
     max_text_chars: int = 1000  # alt texts longer than this are page dumps, not captions
     max_url_chars: int = 2048  # the practical URL limit of browsers and CDNs
     output_shards: int = 16  # matched/ is range-partitioned by key into at most this many files
-    concurrency: int | None = None  # MatchQueries actors; None: one per CPU of the Ray cluster
+    concurrency: int | None = None  # at most this many MatchQueries actors; None: one per CPU of the cluster
     batch_size: int = 4096
 
 
@@ -38,6 +40,7 @@ class BalanceConfig:
     seed: int = 0  # which pairs a head query claims; a different seed draws a different sample
     output_shards: int = 16
     read_blocks: int | None = None  # Ray Data override_num_blocks; the selection never depends on it
+    concurrency: int | None = None  # tasks per pass at once; None: Ray's default. Never changes the output
 
 
 @dataclass(frozen=True)
@@ -45,18 +48,21 @@ class DownloadConfig:
     image_size: int = 256
     resize_mode: str = "keep_ratio"  # "keep_ratio": shorter side -> image_size; "no": keep as is
     resize_only_if_bigger: bool = False
-    encode_quality: int = 95
-    timeout_s: int = 10
-    retries: int = 0
+    encode_quality: int = 95  # JPEG quality of the stored (re-encoded) image
+    timeout_s: int = 10  # per request (connect, and each read)
+    retries: int = 0  # extra attempts per URL after a failed one
     thread_count: int = 32  # download threads per shard task (network-bound, not CPU-bound)
-    processes_count: int = 1  # img2dataset processes per shard task; Ray spreads the shards
     user_agent_token: str = "wit-clip"  # named in the User-Agent and honoured in X-Robots-Tag
     # img2dataset's default: refuse images whose X-Robots-Tag forbids AI use or indexing.
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
     min_image_size: int = 0  # smaller side in pixels, before resizing
-    max_image_area: float | None = None  # None: no limit (JSON has no infinity)
+    # Pixels of the fetched image. 100 MP keeps real camera photos (Wikimedia has many of 20-60 MP;
+    # they are decoded, ~3 bytes/pixel, and resized) and refuses bigger ones as too_large. None: no
+    # limit (JSON has no infinity); OpenCV still refuses to decode past 2**30 pixels (decode_error).
+    max_image_area: float | None = 100_000_000
     max_aspect_ratio: float | None = None
-    rows_per_input_shard: int = 10_000  # one Ray task and one corpus part per shard
+    rows_per_input_shard: int = 10_000  # one Ray task per shard of selected rows
+    part_target_bytes: int = 256 * 2**20  # corpus parts are cut at about this many bytes
 
 
 RESIZE_MODES = ("keep_ratio", "no", "center_crop", "border")

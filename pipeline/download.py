@@ -1,20 +1,26 @@
 """download: selected/ -> corpus/ with img2dataset, one Ray task per shard of selected rows.
 
 Layout of corpus/:
-  part-00000.parquet ...           images: key, url, caption, query_ids, jpg, sizes, sha256 (of jpg)
+  part-00000.parquet ...           images: key, url, caption, query_ids, jpg, sizes, sha256 (of jpg),
+                                   about part_target_bytes each (pipeline.consolidate)
   failures/part-00000.parquet ...  rows that got no image: key, url, caption, status, error_message, reason
-  _shards/00000.json ...           per-shard completion markers: a rerun skips the shards that have one
-  manifest.json, stats.json        counts per stage, failure reasons, shards with checksums, config
+  manifest.json, stats.json        counts per stage and per failure reason, parts with rows and sha256,
+                                   download shards, config, versions
   _SUCCESS.json                    written last
+  _shards/, _tmp/                  while running: each download shard's staged images and failures
+                                   and its completion marker (NNNNN.json); removed once complete
 
-Shards are fixed slices of selected/ (read in key order), so shard N is the same rows on every run
-and a rerun redoes only the shards without a marker. Readers should read `corpus/part-*.parquet`
-(a plain directory read by Ray Data also descends into failures/).
+Download shards are fixed slices of selected/ (read in key order), so shard N is the same rows on
+every run: a rerun after a kill redoes only the shards without a marker, then consolidates, and the
+corpus equals an uninterrupted run's. Readers should read `corpus/part-*.parquet` (a plain directory
+read by Ray Data also descends into failures/).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +32,14 @@ from tqdm import tqdm
 
 from pipeline.balance import stage_parts
 from pipeline.config import RESIZE_MODES, DownloadConfig
-from pipeline.download_shard import FAILURES, SHARD_MARKERS, download_shard, shard_name
+from pipeline.consolidate import consolidate
+from pipeline.download_shard import (
+    CORPUS_SCHEMA,
+    FAILURE_SCHEMA,
+    SHARD_MARKERS,
+    download_shard,
+    staged_name,
+)
 from pipeline.shards import input_fingerprint
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
 from wit.config import to_dict
@@ -55,14 +68,23 @@ def plan_shards(parts: list[str], rows_per_shard: int) -> list[list[Source]]:
     return shards
 
 
-def shard_digest(sources: list[Source]) -> str:
-    """What a shard holds (keys and query ids), so a finished shard is reused only for the same rows."""
-    digest = hashlib.sha1()
-    for path, start, length in sources:
-        table = pq.read_table(path, columns=["key", "query_ids"]).slice(start, length)
-        for key, ids in zip(table["key"].to_pylist(), table["query_ids"].to_pylist()):
-            digest.update(f"{key}:{ids}\n".encode())
-    return digest.hexdigest()
+def shard_digests(plan: list[list[Source]]) -> list[str]:
+    """What each shard holds (keys and query ids), so a finished shard is reused only for the same rows."""
+
+    @functools.lru_cache(maxsize=2)  # shards walk the files in order: each file is read once
+    def rows(path: str) -> tuple[list, list]:
+        table = pq.read_table(path, columns=["key", "query_ids"])
+        return table["key"].to_pylist(), table["query_ids"].to_pylist()
+
+    digests = []
+    for sources in plan:
+        digest = hashlib.sha1()
+        for path, start, length in sources:
+            keys, ids = rows(path)
+            for key, query_ids in zip(keys[start : start + length], ids[start : start + length]):
+                digest.update(f"{key}:{query_ids}\n".encode())
+        digests.append(digest.hexdigest())
+    return digests
 
 
 def _finished(corpus_dir: Path, shard: int, digest: str, cfg: dict[str, Any]) -> dict | None:
@@ -71,19 +93,8 @@ def _finished(corpus_dir: Path, shard: int, digest: str, cfg: dict[str, Any]) ->
         return None
     marker = read_json(marker_path)
     same = marker.get("rows_sha1") == digest and marker["config"] == cfg
-    files_there = (corpus_dir / marker["corpus_file"]).exists() and (
-        corpus_dir / marker["failures_file"]
-    ).exists()
-    return marker if same and files_there else None
-
-
-def _remove_stale(corpus_dir: Path, shard_count: int) -> None:
-    """Parts and markers of shards beyond this plan (an earlier run with other settings made them)."""
-    for pattern in ("part-*.parquet", f"{FAILURES}/part-*.parquet", f"{SHARD_MARKERS}/*.json"):
-        for path in corpus_dir.glob(pattern):
-            number = path.stem.removeprefix("part-")
-            if number.isdigit() and int(number) >= shard_count:
-                path.unlink()
+    staged = all((corpus_dir / staged_name(shard, what)).exists() for what in ("images", "failures"))
+    return marker if same and staged else None
 
 
 def _validate(cfg: DownloadConfig) -> None:
@@ -91,16 +102,18 @@ def _validate(cfg: DownloadConfig) -> None:
         raise WitError(
             f"unknown resize_mode {cfg.resize_mode!r}", hint=f"use one of {', '.join(RESIZE_MODES)}"
         )
-    if cfg.rows_per_input_shard < 1 or cfg.image_size < 1 or cfg.thread_count < 1:
-        raise WitError("rows_per_input_shard, image_size and thread_count must be at least 1")
+    if min(cfg.rows_per_input_shard, cfg.image_size, cfg.thread_count, cfg.part_target_bytes) < 1:
+        raise WitError("rows_per_input_shard, image_size, thread_count, part_target_bytes must be >= 1")
+    if not 0 <= cfg.encode_quality <= 100:
+        raise WitError(f"encode_quality {cfg.encode_quality} is not a JPEG quality", hint="use 0..100")
 
 
 def run_shards(
-    plan: list[list[Source]], corpus_dir: Path, cfg: DownloadConfig, record: dict
+    plan: list[list[Source]], corpus_dir: Path, cfg: DownloadConfig
 ) -> tuple[list[dict], set[int]]:
     """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns markers, skipped ids."""
     cfg_dict = to_dict(cfg)
-    digests = [shard_digest(sources) for sources in plan]
+    digests = shard_digests(plan)
     markers: dict[int, dict] = {}
     for shard, digest in enumerate(digests):
         done = _finished(corpus_dir, shard, digest, cfg_dict)
@@ -109,7 +122,7 @@ def run_shards(
     skipped = set(markers)
     task = ray.remote(num_cpus=1, max_retries=1)(download_shard)
     pending = {
-        task.remote(shard, sources, digests[shard], str(corpus_dir), cfg_dict, record): shard
+        task.remote(shard, sources, digests[shard], str(corpus_dir), cfg_dict): shard
         for shard, sources in enumerate(plan)
         if shard not in markers
     }
@@ -145,9 +158,7 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     ensure_ray()
     start = time.time()
     plan = plan_shards(parts, cfg.rows_per_input_shard)
-    _remove_stale(root, len(plan))
-    record = provenance("download", cfg, inputs=inputs)
-    markers, skipped = run_shards(plan, root, cfg, record)
+    markers, skipped = run_shards(plan, root, cfg)
     seconds = time.time() - start
 
     selected_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
@@ -161,7 +172,6 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     for m in markers:
         reasons.update(m["failure_reasons"])
     downloaded = sum(m["rows"] for i, m in enumerate(markers) if i not in skipped)
-    selected_path = Path(selected_dir)
     stats = {
         "stage": "download",
         "input_rows": selected_rows,
@@ -173,6 +183,17 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "seconds": round(seconds, 3),
         "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
     }
+    record = provenance("download", cfg, inputs=inputs)
+    parts_written, failure_parts = consolidate(
+        root,
+        [root / staged_name(s, "images") for s in range(len(plan))],
+        [root / staged_name(s, "failures") for s in range(len(plan))],
+        (CORPUS_SCHEMA, FAILURE_SCHEMA),
+        record,
+        cfg.part_target_bytes,
+    )
+    assert sum(p["rows"] for p in parts_written) == corpus_rows
+    selected_path = Path(selected_dir)
     manifest = {
         **record,
         "counts": {
@@ -188,12 +209,17 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
             "balance": _stage_stats(selected_path),
         },
         "download": stats,
-        "failure_examples": _failure_examples(root, markers),
-        "shards": [{k: v for k, v in m.items() if k not in ("config", "sources")} for m in markers],
+        "failure_examples": _failure_examples(root, failure_parts),
+        "shards": parts_written,  # the corpus parts: file, rows, bytes, sha256
+        "failure_shards": failure_parts,
+        "download_shards": [{k: v for k, v in m.items() if k != "config"} for m in markers],
     }
     write_json(stats, root / "stats.json")
     write_json(manifest, root / "manifest.json")
     mark_done(root, {**record, "stats": stats})
+    # Staged shards are now in the parts; the markers' facts are in the manifest.
+    shutil.rmtree(root / SHARD_MARKERS, ignore_errors=True)
+    shutil.rmtree(root / "_tmp", ignore_errors=True)
     return manifest
 
 
@@ -207,13 +233,11 @@ def _matched_dir(selected_dir: Path) -> Path:
     return selected_dir.parent / "matched"
 
 
-def _failure_examples(root: Path, markers: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
+def _failure_examples(root: Path, failure_parts: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
     """A few distinct raw error messages per reason class, so the classes can be checked by eye."""
     examples: dict[str, list[str]] = {}
-    for m in markers:
-        if not m["failure_rows"]:
-            continue
-        table = pq.read_table(root / m["failures_file"], columns=["reason", "error_message"])
+    for part in failure_parts:
+        table = pq.read_table(root / part["file"], columns=["reason", "error_message"])
         for reason, message in zip(table["reason"].to_pylist(), table["error_message"].to_pylist()):
             seen = examples.setdefault(reason, [])
             if len(seen) < per_reason and message not in seen:
@@ -221,4 +245,4 @@ def _failure_examples(root: Path, markers: list[dict], per_reason: int = 3) -> d
     return dict(sorted(examples.items()))
 
 
-__all__ = ["download", "plan_shards", "shard_name"]
+__all__ = ["download", "plan_shards"]

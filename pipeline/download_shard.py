@@ -1,11 +1,16 @@
-"""One download shard: a slice of selected/ through img2dataset, into our corpus and failure schemas.
+"""One download shard: a slice of selected/ through img2dataset's downloader, into our schemas.
 
-img2dataset runs as a library with one worker process (it starts it with `spawn`, so everything here
-is importable, with no lambdas). It writes its own `key` column (shard-local ids), so our pair key
-travels as `wit_key` and is restored afterwards. Its Parquet keeps failed rows (null jpg, status,
-error_message); rows it lost altogether (an exception inside its sample loop) are found by
-comparing keys and recorded as failures with status "lost", so every input row lands in exactly one
-of corpus/part-N.parquet or corpus/failures/part-N.parquet.
+The shard runs img2dataset's own `Downloader` (urllib fetch with timeout and retries, X-Robots-Tag
+check, cv2 decode/resize/re-encode, its Parquet writer) inside the calling process, i.e. inside our
+Ray task: `img2dataset.download()` would start a logger process and a `spawn` pool for every call,
+seconds of start-up per shard for no gain once Ray already spreads the shards (bench/download.py).
+
+img2dataset writes its own `key` column (shard-local ids), so our pair key travels as `wit_key`
+and is restored afterwards. Its Parquet keeps failed rows (null jpg, status, error_message); rows it
+lost altogether (an exception inside its sample loop) are found by comparing keys and recorded as
+failures with status "lost", so every input row lands in exactly one of the shard's two staged
+files, `_shards/NNNNN.images.parquet` or `_shards/NNNNN.failures.parquet` (pipeline.consolidate
+then cuts them into the corpus parts).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import hashlib
 import os
 import re
 import shutil
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,6 @@ from pipeline.config import DownloadConfig
 from wit.artifacts import write_json, write_parquet
 from wit.config import from_dict
 
-FAILURES = "failures"
 SHARD_MARKERS = "_shards"
 QUERY_IDS = pa.list_(pa.int32())
 CORPUS_SCHEMA = pa.schema(
@@ -64,6 +70,8 @@ def failure_reason(status: str | None, message: str | None) -> str:
         return "lost"
     if "x-robots-tag" in text:
         return "robots_disallowed"
+    if "redirect" in text:  # urllib stops a loop after 4 visits of one URL, or after 10 redirects
+        return "redirect_loop"
     if http:
         code = int(http.group(1))
         return "http_404" if code == 404 else "http_5xx" if code >= 500 else "http_4xx"
@@ -82,54 +90,71 @@ def failure_reason(status: str | None, message: str | None) -> str:
     return "other"
 
 
-def shard_name(shard: int) -> str:
-    return f"part-{shard:05d}.parquet"
+def staged_name(shard: int, what: str) -> str:
+    """A download shard's staged output, `_shards/NNNNN.{images,failures}.parquet`."""
+    return f"{SHARD_MARKERS}/{shard:05d}.{what}.parquet"
 
 
 def read_sources(sources: list[tuple[str, int, int]]) -> pa.Table:
     """The selected rows of a shard: (file, first row, row count) slices, concatenated."""
     tables = [pq.read_table(path).slice(start, length) for path, start, length in sources]
     table = pa.concat_tables(tables)
+    # img2dataset's column order: the extra columns, then caption, then url (its Reader's column_list).
     return pa.table(
-        {"url": table["url"], "text": table["text"], "wit_key": table["key"], "query_ids": table["query_ids"]}
+        {
+            "wit_key": table["key"],
+            "query_ids": table["query_ids"],
+            "caption": table["text"],
+            "url": table["url"],
+        }
     )
 
 
-def _run_img2dataset(input_path: str, output_dir: str, rows: int, cfg: DownloadConfig) -> None:
+def run_img2dataset(selected: pa.Table, work: Path, shard: int, cfg: DownloadConfig) -> list[Path]:
+    """img2dataset's Downloader over `selected` in this process; returns the Parquet files it wrote."""
     # albumentations (imported by img2dataset) checks for updates over the network at import time.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    import img2dataset  # imported here: heavy (cv2, albumentations), and only shard tasks need it
+    from img2dataset.downloader import Downloader  # heavy (cv2, albumentations): only shard tasks need it
+    from img2dataset.resizer import Resizer
+    from img2dataset.writer import ParquetSampleWriter
 
-    img2dataset.download(
-        url_list=input_path,
-        output_folder=output_dir,
-        input_format="parquet",
-        output_format="parquet",
-        url_col="url",
-        caption_col="text",
-        save_additional_columns=["wit_key", "query_ids"],
-        number_sample_per_shard=max(rows, 1),  # one img2dataset shard per task
-        processes_count=cfg.processes_count,
-        thread_count=cfg.thread_count,
-        distributor="multiprocessing",
+    out = work / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    feather = work / f"{shard}.feather"
+    with pa.OSFile(str(feather), "wb") as sink, pa.ipc.new_file(sink, selected.schema) as writer:
+        writer.write_table(selected)
+    resizer = Resizer(
         image_size=cfg.image_size,
         resize_mode=cfg.resize_mode,
         resize_only_if_bigger=cfg.resize_only_if_bigger,
         encode_quality=cfg.encode_quality,
         encode_format="jpg",
-        timeout=cfg.timeout_s,
-        retries=cfg.retries,
-        user_agent_token=cfg.user_agent_token,
-        disallowed_header_directives=list(cfg.disallowed_header_directives),
         min_image_size=cfg.min_image_size,
         max_image_area=cfg.max_image_area if cfg.max_image_area is not None else float("inf"),
         max_aspect_ratio=cfg.max_aspect_ratio if cfg.max_aspect_ratio is not None else float("inf"),
-        compute_hash=None,  # img2dataset hashes the bytes it fetched; we hash the bytes we store
-        extract_exif=False,
-        enable_wandb=False,
-        # "incremental" on a fresh directory: "overwrite" deletes img2dataset's own _tmp (1.47.0).
-        incremental_mode="incremental",
     )
+    directives = [d.strip().lower() for d in cfg.disallowed_header_directives]
+    downloader = Downloader(
+        sample_writer_class=ParquetSampleWriter,
+        resizer=resizer,
+        thread_count=cfg.thread_count,
+        save_caption=True,
+        extract_exif=False,
+        output_folder=str(out),
+        column_list=selected.column_names,
+        timeout=cfg.timeout_s,
+        number_sample_per_shard=max(selected.num_rows, 1),
+        oom_shard_count=5,
+        compute_hash=None,  # img2dataset would hash the bytes it fetched; we hash the bytes we store
+        verify_hash_type=None,
+        encode_format="jpg",
+        retries=cfg.retries,
+        user_agent_token=cfg.user_agent_token,
+        disallowed_header_directives=directives or None,
+    )
+    # download_shard (not __call__, which swallows errors): a failing shard fails its Ray task.
+    downloader.download_shard((shard, str(feather)))
+    return sorted(out.glob("*.parquet"))
 
 
 def split_results(selected: pa.Table, results: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -162,7 +187,7 @@ def split_results(selected: pa.Table, results: pa.Table) -> tuple[pa.Table, pa.T
         {
             "key": keys,
             "url": bad["url"].to_pylist() + lost["url"].to_pylist(),
-            "caption": bad["caption"].to_pylist() + lost["text"].to_pylist(),
+            "caption": bad["caption"].to_pylist() + lost["caption"].to_pylist(),
             "status": statuses,
             "error_message": messages,
             "reason": [failure_reason(s, m) for s, m in zip(statuses, messages)],
@@ -172,67 +197,51 @@ def split_results(selected: pa.Table, results: pa.Table) -> tuple[pa.Table, pa.T
     return corpus.sort_by("key"), failures.sort_by("key")
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_shard(
     shard: int,
     sources: list[tuple[str, int, int]],
     rows_sha1: str,
     corpus_dir: str,
     cfg_dict: dict[str, Any],
-    record: dict[str, Any],
 ) -> dict[str, Any]:
-    """Download one shard into corpus_dir/part-N.parquet and failures/part-N.parquet; returns its marker.
+    """Download one shard into corpus_dir/_shards/NNNNN.{images,failures}.parquet; returns its marker.
 
-    The marker (_shards/N.json) is written last: a shard with a marker is finished, one without is
-    redone from scratch on the next run.
+    The marker (_shards/NNNNN.json) is written last: a shard with a marker is finished, one without
+    is redone from scratch on the next run (a killed task leaves only _tmp/ behind).
     """
     cfg = from_dict(DownloadConfig, cfg_dict)
     root = Path(corpus_dir)
     work = root / "_tmp" / f"shard-{shard:05d}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    start = time.time()
     selected = read_sources(sources)
-    pq.write_table(selected, work / "input.parquet")
-    _run_img2dataset(str(work / "input.parquet"), str(work / "out"), selected.num_rows, cfg)
-    outputs = sorted((work / "out").glob("*.parquet"))
+    outputs = run_img2dataset(selected, work, shard, cfg)
     if selected.num_rows and not outputs:
-        raise RuntimeError(
-            f"img2dataset wrote nothing for shard {shard} (see its log); rerun to retry the shard"
-        )
-    results = pa.concat_tables([pq.read_table(p) for p in outputs]) if outputs else None
-    if results is None:
-        corpus, failures = CORPUS_SCHEMA.empty_table(), FAILURE_SCHEMA.empty_table()
+        raise RuntimeError(f"img2dataset wrote nothing for shard {shard}; rerun to retry the shard")
+    if outputs:
+        corpus, failures = split_results(selected, pa.concat_tables([pq.read_table(p) for p in outputs]))
     else:
-        corpus, failures = split_results(selected, results)
+        corpus, failures = CORPUS_SCHEMA.empty_table(), FAILURE_SCHEMA.empty_table()
     if corpus.num_rows + failures.num_rows != selected.num_rows:
         raise RuntimeError(
             f"shard {shard}: {selected.num_rows} rows in, {corpus.num_rows}+{failures.num_rows} out"
         )
-    corpus_path = write_parquet(corpus, root / shard_name(shard), {**record, "shard": shard})
-    failures_path = write_parquet(failures, root / FAILURES / shard_name(shard), {**record, "shard": shard})
-    reasons: dict[str, int] = {}
-    for reason in failures["reason"].to_pylist():
-        reasons[reason] = reasons.get(reason, 0) + 1
+    # Staged files are intermediate (consolidation rewrites them), so they carry no provenance.
+    write_parquet(corpus, root / staged_name(shard, "images"), {"stage": "download-shard", "shard": shard})
+    write_parquet(
+        failures, root / staged_name(shard, "failures"), {"stage": "download-shard", "shard": shard}
+    )
     marker = {
         "shard": shard,
         "sources": [list(s) for s in sources],
         "rows_sha1": rows_sha1,  # what the shard holds; a rerun reuses the shard only for the same rows
         "config": cfg_dict,
         "rows": selected.num_rows,
-        "corpus_file": corpus_path.name,
         "corpus_rows": corpus.num_rows,
-        "corpus_sha256": _sha256_file(corpus_path),
-        "failures_file": f"{FAILURES}/{failures_path.name}",
         "failure_rows": failures.num_rows,
-        "failures_sha256": _sha256_file(failures_path),
-        "failure_reasons": reasons,
+        "failure_reasons": dict(Counter(failures["reason"].to_pylist())),
+        "seconds": round(time.time() - start, 3),
     }
     write_json(marker, root / SHARD_MARKERS / f"{shard:05d}.json")
     shutil.rmtree(work, ignore_errors=True)

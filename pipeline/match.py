@@ -5,36 +5,54 @@ automaton's keys are the queries padded the same way, so " cat " is found in " a
 " category ". Aho-Corasick reports overlapping keys too: " new york city " yields "new york",
 "york city" and "new york city" alike.
 
-Every pool row leaves with exactly one reason (first that applies, in this order): invalid_url,
-url_too_long, empty_text, text_too_long, no_match, duplicate (same url and text as a kept row) or
-matched. stats.json holds the counts and `input_rows == output_rows + sum(dropped)`.
+Every pool row leaves with exactly one reason (first that applies, in this order): malformed_row
+(a TSV/CSV line with the wrong number of fields, counted by the reader), invalid_url, url_too_long,
+empty_text, text_too_long, no_match, duplicate (same url and text as a kept row) or matched.
+stats.json holds the counts and `input_rows == output_rows + sum(dropped)`.
+
+Identical (url, text) pairs collapse into one row (one key). The same URL with different texts stays
+as separate candidate pairs, since each text may claim for other queries; `duplicate_url_rows`
+counts the matched rows whose URL some other matched row also has. It is counted like the output is
+written: every block stages (url hash, key hash) by url-hash range, one task per range counts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from operator import itemgetter
 from typing import Any
-from urllib.parse import urlsplit
 
 import ahocorasick
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
 from pipeline.config import MatchConfig
 from pipeline.pool import pool_files, read_pool
-from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
+from pipeline.shards import STAGING, clear_outputs, input_fingerprint, merge_staged, stage_rows
 from queries.normalize import normalize
 from queries.schema import read_queries
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
 from wit.config import from_dict, to_dict
 from wit.raylocal import ensure_ray
 
-DROP_REASONS = ("invalid_url", "url_too_long", "empty_text", "text_too_long", "no_match", "duplicate")
+DROP_REASONS = (
+    "malformed_row",
+    "invalid_url",
+    "url_too_long",
+    "empty_text",
+    "text_too_long",
+    "no_match",
+    "duplicate",
+)
 QUERY_IDS = pa.list_(pa.int32())
+_query_id = itemgetter(1)  # automaton.iter yields (end index, query id)
 
 
 def pair_key(url: str, text: str) -> str:
@@ -53,9 +71,22 @@ def build_automaton(queries: pa.Table) -> ahocorasick.Automaton:
 
 def find_queries(automaton: ahocorasick.Automaton, text: str) -> list[int]:
     """Sorted unique ids of the queries occurring in `text` as whole words."""
+    return _find_normalized(automaton, normalize(text))
+
+
+def _find_normalized(automaton: ahocorasick.Automaton, normalized: str) -> list[int]:
     if automaton.kind == ahocorasick.EMPTY:
         return []
-    return sorted({query_id for _, query_id in automaton.iter(f" {normalize(text)} ")})
+    return sorted(set(map(_query_id, automaton.iter(f" {normalized} "))))
+
+
+# An absolute http(s) URL with a host and no whitespace anywhere; `re`'s \s is Unicode-aware, so
+# no-break and other Unicode spaces count too. The host (after any user@) is a bracketed IPv6
+# literal or a run of characters without : / ? # @ [ ] — what urlsplit would call hostname.
+_URL = re.compile(
+    r"https?://(?:[^\s/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(?::[0-9]*)?(?:[/?#]\S*)?",
+    re.IGNORECASE,
+)
 
 
 def url_problem(url: str | None, max_chars: int) -> str | None:
@@ -63,40 +94,38 @@ def url_problem(url: str | None, max_chars: int) -> str | None:
         return "invalid_url"
     if len(url) > max_chars:
         return "url_too_long"
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return "invalid_url"
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        return "invalid_url"
-    return None
-
-
-def text_problem(text: str | None, max_chars: int) -> str | None:
-    if text is None or not normalize(text):
-        return "empty_text"
-    if len(text) > max_chars:
-        return "text_too_long"
-    return None
+    return None if _URL.fullmatch(url) else "invalid_url"
 
 
 def match_rows(
     automaton: ahocorasick.Automaton, batch: pa.Table, cfg: MatchConfig
 ) -> tuple[pa.Table, Counter]:
-    """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left."""
+    """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left.
+
+    The hot loop of the stage: one normalize and one automaton pass per row, nothing else per row
+    that Python would have to interpret twice.
+    """
     reasons: Counter = Counter()
     keep_rows, keys, ids = [], [], []
+    max_url, max_text = cfg.max_url_chars, cfg.max_text_chars
+    problems = batch["problem"].to_pylist() if "problem" in batch.column_names else None
     for i, (url, text) in enumerate(zip(batch["url"].to_pylist(), batch["text"].to_pylist())):
-        reason = url_problem(url, cfg.max_url_chars) or text_problem(text, cfg.max_text_chars)
-        found = find_queries(automaton, text) if reason is None else []
-        if reason is None and not found:
-            reason = "no_match"
-        if reason is not None:
-            reasons[reason] += 1
-            continue
-        keep_rows.append(i)
-        keys.append(pair_key(url, text))
-        ids.append(found)
+        reason = (problems and problems[i]) or url_problem(url, max_url)
+        if reason is None:
+            normalized = normalize(text) if text is not None else ""
+            if not normalized:
+                reason = "empty_text"
+            elif len(text) > max_text:
+                reason = "text_too_long"
+            else:
+                found = _find_normalized(automaton, normalized)
+                if found:
+                    keep_rows.append(i)
+                    keys.append(pair_key(url, text))
+                    ids.append(found)
+                    continue
+                reason = "no_match"
+        reasons[reason] += 1
     reasons["matched"] += len(keep_rows)
     kept = batch.take(pa.array(keep_rows, pa.int64()))
     columns = {
@@ -107,6 +136,40 @@ def match_rows(
         **{c: kept[c] for c in cfg.pool.keep_columns},
     }
     return pa.table(columns), reasons
+
+
+URLS = "_urls"  # staging of (url hash, key) pairs, for duplicate_url_rows
+
+
+def url_pairs(matched: pa.Table) -> pa.Table:
+    """Matched rows as `key` = url hash (16 hex) + pair key, staged by url-hash range like the output.
+
+    The pair key is part of the staged key so that staged file names (a hash of the keys) differ for
+    blocks holding the same URLs with other texts.
+    """
+    keys = [
+        hashlib.sha1(u.encode()).hexdigest()[:16] + k
+        for u, k in zip(*matched.select(["url", "key"]).to_pydict().values())
+    ]
+    return pa.table({"key": pa.array(keys, pa.string())})
+
+
+@ray.remote
+def _duplicate_url_rows(files: list[str]) -> int:
+    pairs = {k for f in files for k in pq.read_table(f)["key"].to_pylist()}  # identical pairs collapse
+    per_url = Counter(k[:16] for k in pairs)
+    return sum(n for n in per_url.values() if n > 1)
+
+
+def count_duplicate_urls(out_dir: str) -> int:
+    """Matched rows (after collapsing identical pairs) whose URL another matched row shares."""
+    staging = Path(out_dir) / URLS / STAGING
+    ranges = sorted(staging.glob("b=*")) if staging.exists() else []
+    total = sum(
+        ray.get([_duplicate_url_rows.remote(sorted(str(f) for f in r.glob("*.parquet"))) for r in ranges])
+    )
+    shutil.rmtree(Path(out_dir) / URLS, ignore_errors=True)
+    return total
 
 
 class MatchQueries:
@@ -120,6 +183,7 @@ class MatchQueries:
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         matched, reasons = match_rows(self.automaton, batch, self.cfg)
         stage_rows(matched, self.out_dir, self.cfg.output_shards)
+        stage_rows(url_pairs(matched), str(Path(self.out_dir) / URLS), self.cfg.output_shards)
         return {
             "reason": np.array(list(reasons), dtype=object),
             "rows": np.array(list(reasons.values()), np.int64),
@@ -127,9 +191,8 @@ class MatchQueries:
 
 
 def _actor_pool_size(cfg: MatchConfig) -> tuple[int, int]:
-    if cfg.concurrency:
-        return (cfg.concurrency, cfg.concurrency)
-    return (1, max(1, int(ray.cluster_resources().get("CPU", 1))))
+    # An autoscaling pool from 1: a fixed pool holding every CPU starves the read tasks (deadlock).
+    return (1, cfg.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1))))
 
 
 def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConfig = MatchConfig()) -> dict:
@@ -145,6 +208,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         return reused
     ensure_ray()
     clear_outputs(out_dir)
+    shutil.rmtree(Path(out_dir) / URLS, ignore_errors=True)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     start = time.time()
     tallies = (
@@ -164,6 +228,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     record = provenance("match", cfg, inputs=inputs)
     parts = merge_staged(out_dir, record, dedupe=True)
     matched_rows = sum(p["rows"] for p in parts)
+    duplicate_url_rows = count_duplicate_urls(out_dir)
     dropped = {reason: counts.get(reason, 0) for reason in DROP_REASONS}
     dropped["duplicate"] = counts["matched"] - matched_rows
     seconds = time.time() - start
@@ -173,6 +238,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         "input_rows": input_rows,
         "output_rows": matched_rows,
         "dropped": dropped,
+        "duplicate_url_rows": duplicate_url_rows,
         "queries": queries.num_rows,
         "files": parts,
         "seconds": round(seconds, 3),

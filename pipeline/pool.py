@@ -1,9 +1,15 @@
-"""The pool: (image URL, alt text) pairs from the web, as Parquet, TSV, CSV or JSONL files.
+"""The pool: (image URL, alt text) pairs from the web, as Parquet, TSV, CSV, JSONL or WARC files.
 
 `read_pool` checks every file on the driver first (exists, readable, has a URL and a text column),
 so a bad input fails in a second with a message naming the file, not minutes later inside a Ray
 task. Files may name their columns differently ("url" in one, "URL" in another): each group of
 files with the same layout is read on its own and the groups are unioned.
+
+TSV/CSV files may lack a header (Conceptual Captions' `caption<TAB>url`): a file whose first line
+holds an http(s) URL is read headerless, its columns named f0, f1, ..., the URL column being the
+one holding that URL. A line with the wrong number of fields is skipped and counted: it reaches
+match as a row whose `problem` is "malformed_row", so the stats say how many there were.
+WARC files (.warc, .warc.gz) yield every <img> of their HTML responses (pipeline.warc).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -22,8 +28,22 @@ import ray.data
 from pipeline.config import POOL_FORMATS, TEXT_COLUMNS, URL_COLUMNS, PoolConfig
 from wit.errors import WitError
 
-_EXTENSIONS = {".parquet": "parquet", ".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
-RESERVED = ("key", "url", "text", "query_ids", "claimed_by")
+_EXTENSIONS = {
+    ".parquet": "parquet",
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".warc": "warc",
+    ".warc.gz": "warc",
+}
+RESERVED = ("key", "url", "text", "query_ids", "claimed_by", "problem")
+MALFORMED = "malformed_row"  # the `problem` of a TSV/CSV line with the wrong number of fields
+
+
+def _extension(path: str | Path) -> str | None:
+    name = Path(path).name.lower()
+    return next((ext for ext in sorted(_EXTENSIONS, key=len, reverse=True) if name.endswith(ext)), None)
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,7 @@ class PoolFile:
     url_col: str
     text_col: str
     has_rows: bool
+    header: bool = True  # TSV/CSV only
 
 
 def pool_files(paths: Sequence[str]) -> list[str]:
@@ -43,7 +64,7 @@ def pool_files(paths: Sequence[str]) -> list[str]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.suffix in _EXTENSIONS and p.is_file())
+            found = sorted(str(p) for p in path.iterdir() if _extension(p) and p.is_file())
             if not found:
                 raise WitError(f"pool directory {raw} holds no {'/'.join(_EXTENSIONS)} files")
             files.extend(found)
@@ -59,41 +80,68 @@ def file_format(path: str, requested: str) -> str:
         raise WitError(f"unknown pool format {requested!r}", hint=f"use one of {', '.join(POOL_FORMATS)}")
     if requested != "auto":
         return requested
-    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
+    fmt = _EXTENSIONS.get(_extension(path) or "")
     if fmt is None:
         raise WitError(
             f"cannot tell the format of pool file {path}",
-            hint="name it .parquet/.tsv/.csv/.jsonl or pass --format",
+            hint="name it .parquet/.tsv/.csv/.jsonl/.warc.gz or pass --format",
         )
     return fmt
 
 
-def _csv_parse_options(fmt: str) -> pa_csv.ParseOptions:
+def _csv_parse_options(fmt: str, invalid_row_handler=None) -> pa_csv.ParseOptions:
     # Web-scale TSVs (Conceptual Captions style) carry raw quotes inside captions: no quoting there.
-    return pa_csv.ParseOptions(delimiter="\t", quote_char=False) if fmt == "tsv" else pa_csv.ParseOptions()
+    if fmt == "tsv":
+        return pa_csv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=invalid_row_handler)
+    return pa_csv.ParseOptions(invalid_row_handler=invalid_row_handler)
 
 
-def _peek(path: str, fmt: str) -> tuple[list[str], bool]:
-    """Column names of a pool file and whether it holds at least one row, reading as little as possible."""
+def _looks_like_url(value: str) -> bool:
+    return value.strip().lower().startswith(("http://", "https://"))
+
+
+def _has_header(path: str, fmt: str, wanted: bool | None) -> bool:
+    """`wanted` when set; else a first line holding a URL means the file has no header."""
+    if wanted is not None:
+        return wanted
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    return not any(_looks_like_url(v) for v in first.split("\t" if fmt == "tsv" else ","))
+
+
+def _skip(row: pa_csv.InvalidRow) -> str:
+    return "skip"
+
+
+def _peek(path: str, fmt: str, header: bool = True) -> tuple[list[str], bool, list[str]]:
+    """Column names of a pool file, whether it holds a row, and its first row's values (as strings)."""
     try:
         if fmt == "parquet":
             meta = pq.ParquetFile(path)
-            return meta.schema_arrow.names, meta.metadata.num_rows > 0
+            return meta.schema_arrow.names, meta.metadata.num_rows > 0, []
         if fmt in ("csv", "tsv"):
-            reader = pa_csv.open_csv(path, parse_options=_csv_parse_options(fmt))
+            reader = pa_csv.open_csv(
+                path,
+                read_options=pa_csv.ReadOptions(autogenerate_column_names=not header),
+                parse_options=_csv_parse_options(fmt, _skip),
+            )
             names = reader.schema.names
             for batch in reader:
                 if batch.num_rows:
-                    return names, True
-            return names, False
+                    return names, True, [str(v) for v in batch.slice(0, 1).to_pylist()[0].values()]
+            return names, False, []
+        if fmt == "warc":
+            from pipeline.warc import POOL_COLUMNS, read_warc
+
+            return list(POOL_COLUMNS), next(read_warc(path), None) is not None, []
         with open(path, encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():
-                    return list(json.loads(line)), True
-        return [], False
-    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as err:
+                    return list(json.loads(line)), True, []
+        return [], False, []
+    except Exception as err:  # noqa: BLE001 — any reader error means the same thing: a bad pool file
         if fmt != "parquet" and os.path.getsize(path) == 0:
-            return [], False
+            return [], False, []
         raise WitError(f"cannot read pool file {path} as {fmt}: {err}") from err
 
 
@@ -116,16 +164,24 @@ def inspect_pool(paths: Sequence[str], cfg: PoolConfig) -> list[PoolFile]:
     found = []
     for path in pool_files(paths):
         fmt = file_format(path, cfg.format)
-        columns, has_rows = _peek(path, fmt)
+        header = _has_header(path, fmt, cfg.header) if fmt in ("csv", "tsv") else True
+        columns, has_rows, first = _peek(path, fmt, header)
         if not has_rows:
             found.append(PoolFile(path, fmt, "", "", False))
             continue
-        url_col = _pick(path, columns, cfg.url_col, URL_COLUMNS, "url")
-        text_col = _pick(path, columns, cfg.text_col, TEXT_COLUMNS, "text")
+        if header:
+            url_col = _pick(path, columns, cfg.url_col, URL_COLUMNS, "url")
+            text_col = _pick(path, columns, cfg.text_col, TEXT_COLUMNS, "text")
+        else:  # f0, f1, ...: the URL column is the one whose first value is a URL, text the first other
+            url_guess = tuple(c for c, v in zip(columns, first) if _looks_like_url(v))[:1]
+            url_col = _pick(path, columns, cfg.url_col, url_guess, "url")
+            text_col = _pick(
+                path, columns, cfg.text_col, tuple(c for c in columns if c != url_col)[:1], "text"
+            )
         missing = [c for c in cfg.keep_columns if c not in columns]
         if missing:
             raise WitError(f"pool file {path} lacks the kept column(s) {missing}; its columns are {columns}")
-        found.append(PoolFile(path, fmt, url_col, text_col, True))
+        found.append(PoolFile(path, fmt, url_col, text_col, True, header))
     if not any(f.has_rows for f in found):
         raise WitError(f"the pool is empty: no rows in {', '.join(f.path for f in found)}")
     return found
@@ -137,37 +193,84 @@ def _to_pool_schema(batch: pa.Table, url_col: str, text_col: str, keep: list[str
     for name in ("url", "text"):
         if columns[name].type != pa.string():
             columns[name] = columns[name].cast(pa.string())
+    if "problem" in batch.column_names:
+        columns["problem"] = batch["problem"]
+    else:
+        columns["problem"] = pa.nulls(batch.num_rows, pa.string())
     return pa.table(columns)
 
 
-def _read_group(fmt: str, files: list[str], url_col: str, text_col: str, keep: list[str]) -> ray.data.Dataset:
-    wanted = list(dict.fromkeys([url_col, text_col, *keep]))
-    if fmt == "parquet":
-        ds = ray.data.read_parquet(files, columns=wanted)
-    elif fmt in ("csv", "tsv"):
-        # URLs and captions stay strings even when a file's values all look like numbers.
-        convert = pa_csv.ConvertOptions(column_types={url_col: pa.string(), text_col: pa.string()})
-        ds = ray.data.read_csv(
-            files, parse_options=_csv_parse_options(fmt), convert_options=convert, file_extensions=None
+def _read_delimited(
+    batch: dict[str, Any], fmt: str, header: bool, url_col: str, text_col: str
+) -> Iterator[pa.Table]:
+    """Ray Data generator over TSV/CSV files: their rows, then one `malformed_row` row per bad line."""
+    for path in batch["path"]:
+        malformed = 0
+
+        def count(row: pa_csv.InvalidRow) -> str:
+            nonlocal malformed
+            malformed += 1
+            return "skip"
+
+        reader = pa_csv.open_csv(
+            str(path),
+            read_options=pa_csv.ReadOptions(autogenerate_column_names=not header, block_size=8 << 20),
+            parse_options=_csv_parse_options(fmt, count),
+            # URLs and captions stay strings even when a file's values all look like numbers.
+            convert_options=pa_csv.ConvertOptions(column_types={url_col: pa.string(), text_col: pa.string()}),
         )
+        for table in reader:
+            yield pa.Table.from_batches([table])
+        if malformed:
+            names = reader.schema.names
+            yield pa.table(
+                {
+                    **{n: pa.nulls(malformed, reader.schema.field(n).type) for n in names},
+                    "problem": pa.array([MALFORMED] * malformed, pa.string()),
+                }
+            )
+
+
+def _read_warc(batch: dict[str, Any]) -> Iterator[pa.Table]:
+    from pipeline.warc import warc_table
+
+    for path in batch["path"]:
+        yield from warc_table(str(path))
+
+
+def _per_file(files: list[str], fn, **kwargs: Any) -> ray.data.Dataset:
+    """One Ray task per file, reading it with `fn` (a generator of tables)."""
+    return ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files)).map_batches(
+        fn, batch_size=1, fn_kwargs=kwargs
+    )
+
+
+def _read_group(f: PoolFile, files: list[str], keep: list[str]) -> ray.data.Dataset:
+    wanted = list(dict.fromkeys([f.url_col, f.text_col, *keep]))
+    if f.format == "parquet":
+        ds = ray.data.read_parquet(files, columns=wanted)
+    elif f.format in ("csv", "tsv"):
+        ds = _per_file(
+            files, _read_delimited, fmt=f.format, header=f.header, url_col=f.url_col, text_col=f.text_col
+        )
+    elif f.format == "warc":
+        ds = _per_file(files, _read_warc)
     else:
         ds = ray.data.read_json(files, lines=True, file_extensions=None)
     return ds.map_batches(
         _to_pool_schema,
         batch_format="pyarrow",
         batch_size=None,
-        fn_kwargs={"url_col": url_col, "text_col": text_col, "keep": keep},
+        fn_kwargs={"url_col": f.url_col, "text_col": f.text_col, "keep": keep},
     )
 
 
 def read_pool(paths: Sequence[str], cfg: PoolConfig = PoolConfig()) -> ray.data.Dataset:
-    """A Ray Dataset of the pool with columns url, text (strings) plus `cfg.keep_columns`."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    """A Ray Dataset of the pool: url, text (strings), `cfg.keep_columns`, and `problem` (null, or why
+    the reader could not make a pair of a line: "malformed_row")."""
+    groups: dict[tuple[str, str, str, bool], tuple[PoolFile, list[str]]] = {}
     for f in inspect_pool(paths, cfg):
         if f.has_rows:
-            groups.setdefault((f.format, f.url_col, f.text_col), []).append(f.path)
-    datasets = [
-        _read_group(fmt, files, url_col, text_col, list(cfg.keep_columns))
-        for (fmt, url_col, text_col), files in sorted(groups.items())
-    ]
+            groups.setdefault((f.format, f.url_col, f.text_col, f.header), (f, []))[1].append(f.path)
+    datasets = [_read_group(f, files, list(cfg.keep_columns)) for _, (f, files) in sorted(groups.items())]
     return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from queries.config import QueriesConfig
-from queries.count import count_dumps, count_phrases
+from queries.count import count_dumps, count_phrases_in_texts
+from queries.dump import index_for, plan_units
 from queries.schema import to_table
 from queries.select import cap, merge_sources, occurrences, per_source, select_bigrams
 from queries.wordnet import index_path, noun_lemmas
@@ -36,7 +37,10 @@ def build(cfg: QueriesConfig, out_path: str | os.PathLike, *, use_ray: bool = Tr
     started = time.monotonic()
     lemmas = noun_lemmas(cfg.wordnet_dir)  # before the long pass: a bad WordNet dir fails fast
 
-    counts = count_dumps(cfg.dumps, use_ray=use_ray, progress=progress)
+    units = plan_units(cfg.dumps, cfg.stream_range_bytes)
+    log.info("%d dump files -> %d Ray tasks per pass", len(cfg.dumps), len(units))
+    counts = count_dumps(units, cfg.bigram_min_count, cfg.bigram_skip_stopwords, cfg.bigram_partitions,
+                         use_ray=use_ray, progress=progress)
     if counts.stats.articles == 0:
         raise WitError(f"no articles (namespace 0, not redirects) in {', '.join(cfg.dumps)}",
                        hint="pass English Wikipedia pages-articles dumps")
@@ -47,11 +51,12 @@ def build(cfg: QueriesConfig, out_path: str | os.PathLike, *, use_ray: bool = Tr
     for word, count in counts.unigrams.items():
         if count >= cfg.min_word_count:
             candidates[word].append("word")
-    bigram_pmi = select_bigrams(counts.unigrams, counts.bigrams, cfg)
+    bigram_pmi = select_bigrams(counts.unigrams, counts.bigrams, cfg, counts.bigram_positions)
     for pair in bigram_pmi:
         candidates[pair].append("bigram")
-    multi_word = {p for p in (*counts.titles, *lemmas, *bigram_pmi) if " " in p}
-    phrase_counts = count_phrases(cfg.dumps, multi_word, use_ray=use_ray, progress=progress)
+    multi_word = phrases_to_count(counts.titles, lemmas, bigram_pmi, counts.unigrams, cfg.min_title_count)
+    phrase_counts = count_phrases_in_texts(counts.texts, multi_word, use_ray=use_ray, progress=progress)
+    counts.texts = []  # frees the object store
     for title in counts.titles:
         if occurrences(title, counts.unigrams, phrase_counts) >= cfg.min_title_count:
             candidates[title].append("title")
@@ -74,13 +79,28 @@ def build(cfg: QueriesConfig, out_path: str | os.PathLike, *, use_ray: bool = Tr
     return out
 
 
+def phrases_to_count(titles: set[str], lemmas: list[str], bigram_pmi: dict[str, float],
+                     unigrams: dict[str, int], min_title_count: int) -> set[str]:
+    """The multi-word phrases pass 2 must count. A phrase occurs at most as often as its rarest
+    word, so a title whose rarest word is below `min_title_count` cannot become a query, and a
+    lemma with an unseen word has count 0: leaving them out changes no result."""
+    def rarest(phrase: str) -> int:
+        return min(unigrams.get(word, 0) for word in phrase.split(" "))
+
+    wanted = {t for t in titles if " " in t and rarest(t) >= min_title_count}
+    wanted.update(lemma for lemma in lemmas if " " in lemma and rarest(lemma) > 0)
+    wanted.update(pair for pair in bigram_pmi if " " in pair)
+    return wanted
+
+
 def input_files(cfg: QueriesConfig) -> list[dict[str, Any]]:
     """The files a build reads, with their sizes: what decides whether an output is reusable."""
     if not cfg.dumps:
         raise WitError("no dump files given",
                        hint="pass --dump enwiki-...-pages-articles*.xml.bz2 (or --demo)")
     files = []
-    for name in (*cfg.dumps, index_path(cfg.wordnet_dir)):
+    indexes = [index for dump in cfg.dumps if (index := index_for(dump)) is not None]
+    for name in (*cfg.dumps, *indexes, index_path(cfg.wordnet_dir)):
         path = Path(name)
         if not path.is_file():
             raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")

@@ -13,7 +13,9 @@ DESCRIPTION = """\
 Build the query list: the words, high-PMI bigrams and article titles frequent in English
 Wikipedia, plus all WordNet noun lemmas, normalized, ranked by frequency and capped.
 
-inputs:  --dump   enwiki pages-articles*.xml.bz2 (repeat for several files; one Ray task each)
+inputs:  --dump   enwiki pages-articles*.xml.bz2 (repeat for several files; one Ray task each), or
+                  pages-articles-multistream*.xml.bz2: with its -multistream-index*.txt.bz2 next
+                  to it, split into ranges of whole bz2 streams, one Ray task per range
          --wordnet a WordNet dict/ directory holding index.noun
 output:  --out    queries.parquet with query_id:int32 (0..n-1, most frequent first),
                   query:string (normalized), sources:list<string> (word/bigram/title/wordnet),

@@ -29,6 +29,11 @@ class QueriesConfig:
     max_bigrams: int | None = None
     max_titles: int | None = None
     max_wordnet: int | None = None
+    # Execution only (the output does not depend on them): compressed bytes of whole bz2 streams per
+    # Ray task for a multistream dump with its index (bounds a task's memory, see queries.count),
+    # and how many hash partitions (reduce tasks) the bigram counts are merged in.
+    stream_range_bytes: int = 16 << 20  # ~70 MB of XML: a map task's counts stay well under 1 GB
+    bigram_partitions: int = 32
 
     def quota(self, source: str) -> int | None:
         return {"word": self.max_words, "bigram": self.max_bigrams,

@@ -1,8 +1,15 @@
 """Stream the article pages out of a MediaWiki XML dump, without ever holding the dump in memory.
 
-A dump is `pages-articles*.xml.bz2` (single- or multi-stream; `bz2` reads concatenated streams as
-one) or the same XML uncompressed. Pages are parsed one at a time with `iterparse`, and every page
-element is dropped from the tree as soon as it has been read, so memory stays at one page.
+A dump is `pages-articles*.xml.bz2` (single- or multi-stream) or the same XML uncompressed. The
+unit of work is a `DumpUnit`: a whole file, or, for a multistream dump with its
+`…-multistream-index*.txt.bz2` next to it, a byte range of whole bz2 streams (the index lines are
+`offset:page_id:title`, and every distinct offset starts an independent bz2 stream of ~100 pages).
+A range decompresses to a run of `<page>` elements without the `<mediawiki>` wrapper: it is fed to
+the XML parser between the root tag read from the dump's first stream (the `<siteinfo>` header)
+and its closing tag.
+
+Bytes are read and decompressed in 1 MiB chunks and fed to an incremental parser; each page element
+is dropped as soon as it has been read, so memory stays at one chunk plus one page.
 
 Only articles (namespace 0) count. A redirect is kept as a title alias (its own title, pointing at
 its target) but contributes no text; disambiguation and set-index pages are lists of other
@@ -18,12 +25,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from tqdm import tqdm
 
 from wit.errors import WitError
 
+CHUNK = 1 << 20  # bytes read (and decompressed) at a time
 # Templates that mark a page as a disambiguation or set-index page (case-insensitive, `{{name` then
 # `|` or `}}`); `__DISAMBIG__` is the magic word those templates expand to.
 _DISAMBIGUATION = re.compile(
@@ -37,6 +44,7 @@ _DISAMBIGUATION = re.compile(
     re.IGNORECASE,
 )
 _REDIRECT_TEXT = re.compile(r"\s*#REDIRECT\s*:?\s*\[\[([^\]|#]*)", re.IGNORECASE)
+_ROOT_TAG = re.compile(rb"<mediawiki\b[^>]*>")
 # Namespace prefixes of English Wikipedia, for old dumps whose pages carry no <ns> element and
 # whose <siteinfo> is missing; <siteinfo><namespaces> replaces this list when present.
 _DEFAULT_PREFIXES = frozenset(
@@ -54,6 +62,24 @@ class Page:
     redirect: str | None = None  # the target title when this page is a redirect
 
 
+@dataclass(frozen=True)
+class DumpUnit:
+    """One Ray task's share of a dump: a whole file, or bytes [start, end) of a multistream file,
+    whose page streams begin at `header_end` (bytes [0, header_end) hold <mediawiki><siteinfo>)."""
+
+    path: str
+    start: int = 0
+    end: int | None = None  # None: the whole file
+    header_end: int = 0
+
+    @property
+    def is_range(self) -> bool:
+        return self.end is not None
+
+    def __str__(self) -> str:
+        return f"{self.path} [bytes {self.start}-{self.end})" if self.is_range else self.path
+
+
 @dataclass
 class DumpStats:
     """Pages read from a dump, by what became of them."""
@@ -62,11 +88,16 @@ class DumpStats:
     redirects: int = 0
     disambiguation: int = 0  # skipped: disambiguation or set-index page
     other_namespace: int = 0  # skipped: talk, user, template, category... pages
-    compressed_bytes: int = 0
+    compressed_bytes: int = 0  # bytes of the dump files read
+    xml_bytes: int = 0  # the same, decompressed
 
     def merge(self, other: DumpStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def pages(self) -> int:
+        return self.articles + self.redirects + self.disambiguation + self.other_namespace
 
 
 @dataclass
@@ -80,63 +111,205 @@ def is_disambiguation(title: str, text: str) -> bool:
     return title.endswith("(disambiguation)") or _DISAMBIGUATION.search(text) is not None
 
 
-def _open(path: Path) -> tuple[IO[bytes], IO[bytes]]:
-    """(raw file for progress, decompressed stream); bz2 is recognized by its magic bytes."""
-    if not path.is_file():
-        raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
-    raw = open(path, "rb")
-    magic = raw.read(3)
-    raw.seek(0)
-    return raw, (bz2.BZ2File(raw) if magic == b"BZh" else raw)
+# --- multistream dumps: the index and the ranges -------------------------------------------------
+
+def index_for(path: str | Path) -> Path | None:
+    """The multistream index next to a dump, when there is one:
+    `…-multistream.xml.bz2` -> `…-multistream-index.txt.bz2`,
+    `…-multistream1.xml-p1p41242.bz2` -> `…-multistream-index1.txt-p1p41242.bz2`."""
+    path = Path(path)
+    if "-multistream" not in path.name or ".xml" not in path.name:
+        return None
+    name = path.name.replace("-multistream", "-multistream-index", 1).replace(".xml", ".txt", 1)
+    index = path.with_name(name)
+    return index if index.is_file() else None
 
 
-def iter_pages(path: str | Path, stats: DumpStats | None = None, progress: bool = False) -> Iterator[Page]:
+def stream_offsets(index: str | Path, dump: str | Path) -> list[int]:
+    """The distinct stream offsets of a multistream index (`offset:page_id:title` lines), checked
+    against the dump: increasing, inside the file, each at a bz2 stream header."""
+    index, dump = Path(index), Path(dump)
+    size = dump.stat().st_size
+    offsets: list[int] = []
+    opener = bz2.open if index.name.endswith(".bz2") else open
+    try:
+        with opener(index, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                head = line.split(":", 1)[0]
+                if not head.isdigit() or line.count(":") < 2:
+                    raise WitError(f"{index}, line {number}: not a multistream index line: {line[:60]!r}",
+                                   hint="expected `offset:page_id:title`")
+                offset = int(head)
+                if offsets and offset == offsets[-1]:
+                    continue
+                if offsets and offset < offsets[-1]:
+                    raise WitError(f"{index}, line {number}: offset {offset} goes backwards "
+                                   f"(after {offsets[-1]})", hint="the index does not belong to this dump")
+                if offset >= size:
+                    raise WitError(f"{index}, line {number}: offset {offset} points past the end of "
+                                   f"{dump} ({size} bytes)",
+                                   hint="the dump is truncated, or the index belongs to another dump")
+                offsets.append(offset)
+    except (EOFError, OSError) as err:
+        raise WitError(f"{index}: cannot read the multistream index ({err})",
+                       hint="download the index again") from err
+    if not offsets:
+        raise WitError(f"{index}: empty multistream index", hint="download the index again")
+    with open(dump, "rb") as raw:
+        for offset in offsets:
+            raw.seek(offset)
+            if raw.read(3) != b"BZh":
+                raise WitError(f"{index}: offset {offset} is not the start of a bz2 stream in {dump}",
+                               hint="the index does not belong to this dump")
+    return offsets
+
+
+def plan_units(paths: tuple[str, ...] | list[str], range_bytes: int) -> list[DumpUnit]:
+    """Whole files, except multistream dumps with an index: ranges of whole streams of about
+    `range_bytes` compressed bytes each."""
+    units: list[DumpUnit] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
+        index = index_for(path)
+        if index is None:
+            units.append(DumpUnit(str(path)))
+            continue
+        offsets = stream_offsets(index, path)
+        size = Path(path).stat().st_size
+        start = offsets[0]
+        for offset in offsets[1:]:
+            if offset - start >= range_bytes:
+                units.append(DumpUnit(str(path), start, offset, offsets[0]))
+                start = offset
+        units.append(DumpUnit(str(path), start, size, offsets[0]))
+    return units
+
+
+def _decompress_streams(raw, start: int, end: int, where: str) -> Iterator[bytes]:
+    """The decompressed bytes of the bz2 streams lying back to back in [start, end)."""
+    raw.seek(start)
+    decompressor = bz2.BZ2Decompressor()
+    pos = start
+    while pos < end:
+        data = raw.read(min(CHUNK, end - pos))
+        if not data:
+            raise WitError(f"{where}: the file ends at byte {pos}, before the end of the range ({end})",
+                           hint="the dump is truncated; download it again")
+        pos += len(data)
+        while data:
+            if decompressor.eof:  # the next stream starts in the unused bytes
+                data, decompressor = decompressor.unused_data, bz2.BZ2Decompressor()
+                if not data:
+                    break
+            try:
+                out = decompressor.decompress(data)
+            except OSError as err:
+                raise WitError(f"{where}: cannot decompress near byte {pos} ({err})",
+                               hint="the index offsets must start bz2 streams; is the dump damaged?") from err
+            data = decompressor.unused_data if decompressor.eof else b""
+            if out:
+                yield out
+    if not decompressor.eof:
+        raise WitError(f"{where}: the bz2 stream ends early at byte {end} (truncated download?)",
+                       hint="download the dump again and check its sha1/md5 sum")
+
+
+def _header(raw, header_end: int, where: str) -> tuple[bytes, bytes]:
+    """(the `<mediawiki …>` start tag, the <siteinfo> element) from a multistream's first stream."""
+    head = b"".join(_decompress_streams(raw, 0, header_end, where))
+    match = _ROOT_TAG.search(head)
+    if match is None:
+        raise WitError(f"{where}: not a MediaWiki XML export (no <mediawiki> in the first stream)",
+                       hint="expected a pages-articles-multistream.xml.bz2 dump")
+    return match.group(), head[match.end():]
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+def _chunks(unit: DumpUnit, raw, where: str) -> Iterator[bytes]:
+    """XML bytes of a unit: a whole file as it is; a range wrapped in the dump's root element."""
+    if not unit.is_range:
+        magic = raw.read(3)
+        raw.seek(0)
+        stream = bz2.BZ2File(raw) if magic == b"BZh" else raw
+        while data := stream.read(CHUNK):
+            yield data
+        return
+    root, siteinfo = _header(raw, unit.header_end, where)
+    yield root + siteinfo
+    yield from _decompress_streams(raw, unit.start, unit.end, where)
+
+
+def iter_pages(source: str | Path | DumpUnit, stats: DumpStats | None = None,
+               progress: bool = False) -> Iterator[Page]:
     """Articles and redirects of namespace 0, in dump order; other pages are counted in `stats`.
 
-    Raises WitError naming the file (and the last page read) for a missing file, a truncated or
-    corrupt bz2 stream, malformed XML, or XML that is not a MediaWiki export.
+    Raises WitError naming the file (the byte range, and the last page read) for a missing file, a
+    truncated or corrupt bz2 stream, malformed XML, or XML that is not a MediaWiki export.
     """
-    path = Path(path)
+    unit = source if isinstance(source, DumpUnit) else DumpUnit(str(source))
+    path, where = Path(unit.path), str(unit)
     stats = stats if stats is not None else DumpStats()
-    raw, stream = _open(path)
+    if not path.is_file():
+        raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
     last_title = None
-    bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name[:40],
-               disable=not progress, leave=False)
+    total = (unit.end - unit.start) if unit.is_range else path.stat().st_size
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=path.name[:40], disable=not progress, leave=False)
+    parser = ET.XMLPullParser(events=("start", "end"))
+    root = None
+    ns = ""
+    site = _Site()
+    root_closed = False
+    header_lines = 0  # a range's lines are numbered from its first stream, not from the header fed first
+    raw = open(path, "rb")
     try:
-        events = ET.iterparse(stream, events=("start", "end"))
-        _, root = next(events)
-        if root.tag.rsplit("}", 1)[-1] != "mediawiki":
-            raise WitError(f"{path}: not a MediaWiki XML export (root element <{root.tag}>)",
-                           hint="expected <mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.10/\">")
-        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-        site = _Site()
-        for event, elem in events:
-            if event != "end":
-                continue
-            if elem.tag == ns + "siteinfo":
-                site.prefixes = _namespace_prefixes(elem, ns)
-                root.clear()
-            elif elem.tag == ns + "page":
-                last_title = elem.findtext(ns + "title") or ""
-                page = _read_page(elem, ns, last_title, site, stats)
-                root.clear()  # drops this page (and every earlier one) from the tree
-                bar.update(raw.tell() - bar.n)
-                bar.set_postfix(pages=stats.articles + stats.redirects, refresh=False)
-                if page is not None:
-                    yield page
-        stats.compressed_bytes += raw.tell()
+        for data in _chunks(unit, raw, where):
+            if unit.is_range and root is None:
+                header_lines = data.count(b"\n")
+            stats.xml_bytes += len(data)
+            parser.feed(data)
+            for event, elem in parser.read_events():
+                if root is None:
+                    root = elem
+                    if root.tag.rsplit("}", 1)[-1] != "mediawiki":
+                        raise WitError(f"{where}: not a MediaWiki XML export (root element <{root.tag}>)",
+                                       hint="expected <mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.10/\">")
+                    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+                    continue
+                if event != "end":
+                    continue
+                if elem.tag == ns + "page":
+                    last_title = elem.findtext(ns + "title") or ""
+                    page = _read_page(elem, ns, last_title, site, stats)
+                    root.clear()  # drops this page (and every earlier one) from the tree
+                    if page is not None:
+                        yield page
+                elif elem.tag == ns + "siteinfo":
+                    site.prefixes = _namespace_prefixes(elem, ns)
+                    root.clear()
+                elif elem is root:
+                    root_closed = True
+            if progress:
+                bar.update(min(raw.tell() - unit.start, total) - bar.n)
+                bar.set_postfix(pages=stats.pages, refresh=False)
+        if root is None:
+            raise WitError(f"{where}: empty file, not a MediaWiki XML export")
+        if unit.is_range and not root_closed:  # a range holds pages only; the last one also `</mediawiki>`
+            parser.feed(b"</mediawiki>")
+        parser.close()
+        stats.compressed_bytes += total
     except EOFError as err:
-        raise WitError(f"{path}: the bz2 stream ends early (truncated download?) {_after(last_title)}",
+        raise WitError(f"{where}: the bz2 stream ends early (truncated download?) {_after(last_title)}",
                        hint="download the dump again and check its sha1/md5 sum") from err
     except OSError as err:  # bz2 "Invalid data stream"
-        raise WitError(f"{path}: cannot decompress ({err}) {_after(last_title)}",
+        raise WitError(f"{where}: cannot decompress ({err}) {_after(last_title)}",
                        hint="the file must be bzip2 (.xml.bz2) or plain XML") from err
     except ET.ParseError as err:
         line, column = err.position
-        raise WitError(f"{path}: malformed XML at line {line}, column {column} {_after(last_title)}",
+        line -= header_lines
+        raise WitError(f"{where}: malformed XML at line {line}, column {column} {_after(last_title)}",
                        hint="the file must be a complete MediaWiki pages-articles export") from err
-    except StopIteration as err:  # not even a root element
-        raise WitError(f"{path}: empty file, not a MediaWiki XML export") from err
     finally:
         bar.close()
         raw.close()

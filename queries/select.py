@@ -30,24 +30,32 @@ class Query:
     pmi: float | None  # set only when `bigram` is a source
 
 
+def selectable_bigram(pair: str, skip_stopwords: bool) -> bool:
+    """Whether a bigram may become a query whatever its counts: no number ("1 000" from "1,000",
+    "000 men": number formatting, not phrases) and, with `skip_stopwords`, no function word at
+    either end. Pass 1 drops the others before its map-reduce."""
+    first, _, second = pair.partition(" ")
+    if first.isdigit() or second.isdigit():
+        return False
+    return not (skip_stopwords and (first in STOPWORDS or second in STOPWORDS))
+
+
 def select_bigrams(
-    unigrams: Mapping[str, int], bigrams: Mapping[str, int], cfg: QueriesConfig
+    unigrams: Mapping[str, int], bigrams: Mapping[str, int], cfg: QueriesConfig,
+    n_pairs: int | None = None,
 ) -> dict[str, float]:
     """Bigrams seen at least `bigram_min_count` times with PMI >= `min_pmi`, with their PMI.
 
-    PMI = ln(p(ab) / (p(a) p(b))), p(ab) over all bigram positions, p(a) over all words.
+    PMI = ln(p(ab) / (p(a) p(b))), p(ab) over all `n_pairs` bigram positions (default: the sum of
+    `bigrams`, when it holds every bigram), p(a) over all words.
     """
     n_words = sum(unigrams.values())
-    n_pairs = sum(bigrams.values())
+    n_pairs = sum(bigrams.values()) if n_pairs is None else n_pairs
     chosen: dict[str, float] = {}
     for pair, count in bigrams.items():
-        if count < cfg.bigram_min_count:
+        if count < cfg.bigram_min_count or not selectable_bigram(pair, cfg.bigram_skip_stopwords):
             continue
         first, second = pair.split(" ")
-        if cfg.bigram_skip_stopwords and (first in STOPWORDS or second in STOPWORDS):
-            continue
-        if first.isdigit() or second.isdigit():  # "1 000", "000 men": number formatting, not phrases
-            continue
         pmi = math.log((count / n_pairs) / ((unigrams[first] / n_words) * (unigrams[second] / n_words)))
         if pmi >= cfg.min_pmi:
             chosen[pair] = pmi

@@ -49,11 +49,16 @@ _MAGIC_WORD = re.compile(r"__[A-Z]+__")
 _LIST_MARKER = re.compile(r"^[*#:;]+\s*", re.MULTILINE)
 _HORIZONTAL_RULE = re.compile(r"^-{4,}\s*$", re.MULTILINE)
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-_SPACES = re.compile(r"[ \t\xa0]+")
+# "Brahui ({{lang-bra|...}}) is": brackets a dropped template leaves empty (no words: counts agree)
+_EMPTY_PARENS = re.compile(r"[ \t]*\([\s,;:]*\)")
+_SPACES = re.compile(r"[ \t\xa0]{2,}|[\t\xa0]")  # a lone space stays: fewer replacements
 
 
-def to_plain_text(wikitext: str) -> str:
-    """The visible prose of an article, one paragraph (or heading, or list item) per line."""
+def to_plain_text(wikitext: str, tidy: bool = True) -> str:
+    """The visible prose of an article, one paragraph (or heading, or list item) per line.
+
+    `tidy=False` leaves runs of spaces and blank lines as they are: the same words on the same
+    lines, for counting, which does not need them collapsed (and is faster without)."""
     text = _COMMENT.sub("", wikitext)
     text = _REF_SELF_CLOSING.sub("", text)
     text = _DROPPED_BLOCK.sub("", text)
@@ -62,16 +67,21 @@ def to_plain_text(wikitext: str) -> str:
     text = resolve_links(text)
     text = _BREAK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
-    text = _BARE_URL.sub("", text)
+    if "://" in text:
+        text = _BARE_URL.sub("", text)
     text = _MAGIC_LINK.sub("", text)
     text = drop_back_matter(text)
     text = _QUOTES.sub("", text)
     text = _HEADING.sub(r"\2", text)
     text = _MAGIC_WORD.sub("", text)
-    text = _HORIZONTAL_RULE.sub("", text)
+    if "----" in text:
+        text = _HORIZONTAL_RULE.sub("", text)
     text = _LIST_MARKER.sub("", text)
     # Entities last: `&lt;ref&gt;` in wikitext is literal text, not a tag to remove.
     text = html.unescape(text)
+    if not tidy:
+        return text
+    text = _EMPTY_PARENS.sub("", text)
     text = _SPACES.sub(" ", text)
     return _BLANK_LINES.sub("\n", text).strip()
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from trainer.eval.cli import register as register_eval
 from wit.errors import WitError
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -13,7 +14,8 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 def register(subparsers) -> None:
     _register_train(subparsers)
-    _register_eval(subparsers)
+    _register_plot(subparsers)
+    register_eval(subparsers)           # trainer/eval/cli.py: zeroshot, retrieval, linear-probe
     _register_tokenizer(subparsers)
     models = subparsers.add_parser("models", help="list the named CLIP configs and their sizes",
                                    description="The named model configs (trainer/model.py MODELS) with "
@@ -35,6 +37,7 @@ def _register_train(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: --epochs passes)")
     p.add_argument("--epochs", type=int, default=1, help="passes over the corpus when --steps is not given")
     p.add_argument("--batch-size", type=int, default=64, help="per worker; the contrastive batch is x workers")
+    p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--workers", type=int, default=2, help="Ray Train workers (DDP processes)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine after linear warmup)")
     p.add_argument("--weight-decay", type=float, default=0.2)
@@ -47,28 +50,14 @@ def _register_train(subparsers) -> None:
     p.add_argument("--cpus-per-worker", type=float, default=None, help="default: what --data-cpus leaves")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints; 0 = at the end")
+    p.add_argument("--storage-path", default=None, help="checkpoint storage: a dir or URI (default RUN_DIR/ray)")
+    p.add_argument("--max-failures", type=int, default=1, help="worker deaths survived by restarting")
+    p.add_argument("--spread", action="store_true", help="place the workers on different nodes")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in RUN_DIR from its last checkpoint (same options)")
     p.add_argument("--tokenizer", default=None, help="a tokenizer.json; default: train a BPE on the captions")
     p.add_argument("--vocab-size", type=int, default=49_152, help="when training the tokenizer")
     p.set_defaults(run=run_train)
-
-
-def _register_eval(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a checkpoint (zeroshot)")
-    sub = p.add_subparsers(dest="eval_command", metavar="EVAL", required=True)
-    z = sub.add_parser(
-        "zeroshot", help="zero-shot classification of an image-folder tree", formatter_class=RAW,
-        description="Classify IMAGES/<class>/*.jpg|png by prompting with the class names, and report\n"
-        "top-1/top-5 accuracy next to chance. Class names default to the folder names; templates to ten\n"
-        "of the paper's ImageNet prompts (--templates single: 'a photo of a {}.').",
-    )
-    z.add_argument("--checkpoint", required=True, help="a checkpoint dir, or a run dir (uses its latest)")
-    z.add_argument("--images", required=True, help="image-folder tree: <class>/*.jpg|png")
-    z.add_argument("--classes-json", default=None,
-                   help='{"classes": [...] or {folder: name}, "templates": ["a photo of a {}.", ...]}')
-    z.add_argument("--templates", choices=("ensemble", "single"), default="ensemble")
-    z.add_argument("--batch-size", type=int, default=64)
-    z.add_argument("--out", default=None, help="write the results here as JSON")
-    z.set_defaults(run=run_zeroshot)
 
 
 def _register_tokenizer(subparsers) -> None:
@@ -87,26 +76,29 @@ def run_train(args) -> int:
 
     result = fit(TrainConfig(
         corpus_dir=args.corpus, run_dir=args.run_dir, model=args.model, batch_size=args.batch_size,
-        steps=args.steps, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+        accumulation=args.accumulation, storage_path=args.storage_path, max_failures=args.max_failures,
+        placement_strategy="SPREAD" if args.spread else "PACK", steps=args.steps, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
         num_workers=args.workers, use_gpu=args.gpu, data_cpus=args.data_cpus,
         cpus_per_worker=args.cpus_per_worker, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        tokenizer_path=args.tokenizer, tokenizer_vocab_size=args.vocab_size))
+        tokenizer_path=args.tokenizer, tokenizer_vocab_size=args.vocab_size), resume=args.resume)
     print(json.dumps(result, indent=2))
     return 0
 
 
-def run_zeroshot(args) -> int:
-    from trainer.eval.zeroshot import ZeroShotConfig, zeroshot
-    from wit.artifacts import write_json
+def _register_plot(subparsers) -> None:
+    p = subparsers.add_parser("plot", help="plot a run's loss and throughput to a PNG",
+                              description="RUN/metrics.jsonl -> PNG: loss and logit scale, samples/s and "
+                              "data-wait fraction per step.")
+    p.add_argument("run_dir", metavar="RUN", help="a `wit train` run dir")
+    p.add_argument("--out", default=None, help="PNG to write (default RUN/metrics.png)")
+    p.set_defaults(run=run_plot)
 
-    result = zeroshot(ZeroShotConfig(args.checkpoint, args.images, args.classes_json, args.batch_size,
-                                     args.templates))
-    print(f"zero-shot on {result['n']} images, {result['num_classes']} classes: "
-          f"top-1 {result['top1']:.1%}  top-5 {result['top5']:.1%}  (chance {result['chance']:.1%})"
-          + (f"; {result['skipped']} unreadable images skipped" if result["skipped"] else ""))
-    if args.out:
-        write_json(result, args.out)
+
+def run_plot(args) -> int:
+    from trainer.metrics import plot
+
+    print(f"wrote {plot(args.run_dir, args.out)}")
     return 0
 
 

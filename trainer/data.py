@@ -1,12 +1,25 @@
 """Corpus shards -> training batches: Ray Data decodes, crops and tokenizes on CPU; the device normalizes.
 
-A batch is `{"image": uint8 [B, H, W, 3], "text": int64 [B, 77]}`. The only augmentation is the
-paper's: a random square crop, here drawn from a generator seeded by (seed, epoch, key), so a
-rerun sees exactly the same pixels. Normalization with CLIP's mean/std happens on the training
-device (`normalize_images`), which keeps the data stage's output 4x smaller than float32.
-Order: each epoch visits the shards in a new seeded order; each worker also shuffles locally
-(`local_shuffle_buffer_size` in trainer/fit.py). Only `corpus_dir/*.parquet` is read: `failures/`
-is not training data.
+A batch is `{"image": uint8 [B, H, W, 3], "text": int64 [B, 77], "step", "index", "skipped"}`.
+Each (micro-)step's batch is a pure function of (seed, step, rank), so a restarted or resumed run
+sees exactly the batches an uninterrupted one would:
+
+- `epoch_order(shard_rows, seed, epoch)`: the epoch's global sample order: the shards in a seeded
+  order, each shard's rows in a seeded order (a shard-then-row shuffle: a decode task reads one or
+  two shards per step, not the whole corpus). An epoch is `len(order) // (B * world)` steps; the
+  tail is dropped, and the next epoch draws a new order.
+- micro-step m (global) is epoch m // steps_per_epoch; worker `rank` takes the positions
+  [j*B*world + rank*B, +B) of that epoch's order (j = m % steps_per_epoch).
+- Ray Data runs one item per micro-step (`ray.data.range(start, stop)`) through `decode_steps`
+  with `preserve_order`, so the stream arrives in step order and a resume starts at the
+  checkpoint's step. The batch carries its `step` so the trainer can assert it.
+
+The only augmentation is the paper's: a random square crop drawn from a generator seeded by
+(seed, epoch, key). A JPEG that does not decode is counted (`skipped`) and replaced by a row of the
+same shard drawn from (seed, epoch, position), so every worker keeps B rows (the contrastive loss
+gathers equal-sized batches). Normalization with CLIP's mean/std happens on the training device
+(`normalize_images`), which keeps the data stage's output 4x smaller than float32. Only
+`corpus_dir/*.parquet` is read: `failures/` is not training data.
 """
 
 from __future__ import annotations
@@ -70,8 +83,14 @@ def to_array(image: Image.Image, size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _tokenizer(path: str) -> Tokenizer:
-    return Tokenizer.load(path)           # once per Ray worker process, not once per batch
+def _tokenizer(path_or_json: str) -> Tokenizer:
+    """Once per Ray worker process, not once per batch. Train workers and decode tasks get the JSON text
+    itself: on a cluster the driver's tokenizer file is not on their nodes."""
+    if path_or_json.lstrip().startswith("{"):
+        import tokenizers
+
+        return Tokenizer(tokenizers.Tokenizer.from_str(path_or_json))
+    return Tokenizer.load(path_or_json)
 
 
 def preprocess_batch(batch: dict, *, tokenizer_path: str, image_size: int, epoch: int = 0,
@@ -90,35 +109,97 @@ def preprocess_batch(batch: dict, *, tokenizer_path: str, image_size: int, epoch
     return {"image": image, "text": text}
 
 
-def decode_shards(items: dict[str, np.ndarray], *, plan: list[tuple[str, int]], batch_rows: int = 256,
-                  **preprocess) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data transform (a generator): plan item numbers -> that shard's rows for that epoch,
-    decoded `batch_rows` at a time, so a block stays small whatever the shard size."""
+def decode_image(jpg: bytes | None, rng: np.random.Generator, image_size: int) -> np.ndarray | None:
+    """JPEG bytes -> random square crop resized to uint8 [size, size, 3]; None when it does not decode."""
+    if jpg is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(jpg)) as img:
+            return to_array(random_square_crop(img, rng), image_size)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic per-step batches
+
+
+def shard_rows(corpus_dir: str | Path) -> list[tuple[str, int]]:
+    """(path, rows) of each corpus shard, from Parquet metadata only."""
+    return [(f, pq.ParquetFile(f).metadata.num_rows) for f in corpus_files(corpus_dir)]
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(rows: tuple[int, ...], seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(shard, row) of every sample of the epoch, in the order the epoch visits them."""
+    rng = np.random.default_rng([seed, epoch])
+    shards, positions = [], []
+    for s in rng.permutation(len(rows)):
+        shards.append(np.full(rows[s], s, np.int64))
+        positions.append(rng.permutation(rows[s]))
+    return np.concatenate(shards), np.concatenate(positions)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_shard(path: str):
+    """One shard's rows, kept per Ray worker process: consecutive steps mostly read the same shard."""
+    return pq.read_table(path, columns=["key", "jpg", "caption"]).to_pydict()
+
+
+def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, world: int, rank: int,
+               seed: int, tokenizer: str, image_size: int) -> dict[str, np.ndarray]:
+    """The B rows worker `rank` trains on at (micro-)step `step`, decoded: a pure function of its arguments."""
+    rows = tuple(n for _, n in shards)
+    steps_per_epoch = sum(rows) // (batch_size * world)
+    epoch, j = divmod(step, steps_per_epoch)
+    shard_of, row_of = epoch_order(rows, seed, epoch)
+    first = j * batch_size * world + rank * batch_size
+    images, captions, skipped, index = [], [], [], []
+    offsets = np.concatenate([[0], np.cumsum(rows)])
+    for position in range(first, first + batch_size):
+        shard, row = int(shard_of[position]), int(row_of[position])
+        table = _read_shard(shards[shard][0])
+        rng = np.random.default_rng([seed, epoch, position])        # replacements, when a JPEG is bad
+        for attempt in range(16):
+            key = str(table["key"][row])
+            image = decode_image(table["jpg"][row], _row_rng(seed, epoch, key), image_size)
+            if image is not None:
+                break
+            row = int(rng.integers(rows[shard]))
+        else:
+            raise WitError(f"16 undecodable JPEGs in a row in {shards[shard][0]}", hint="is this a corpus shard?")
+        images.append(image)
+        captions.append(str(table["caption"][row]))
+        skipped.append(attempt)
+        index.append(offsets[shard] + row)
+    return {"image": np.stack(images), "text": _tokenizer(tokenizer).encode_batch(captions),
+            "step": np.full(batch_size, step, np.int64), "index": np.asarray(index, np.int64),
+            "skipped": np.asarray(skipped, np.int64)}
+
+
+def decode_steps(items: dict[str, np.ndarray], *, start: int, **kwargs) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data transform (a generator): item ids -> one decoded batch per micro-step `start + id`."""
     for item in items["id"]:
-        path, epoch = plan[int(item)]
-        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["key", "jpg", "caption"]):
-            yield preprocess_batch(rows.to_pydict(), epoch=epoch, **preprocess)
+        yield step_batch(start + int(item), **kwargs)
 
 
-def build_dataset(corpus_dir: str, tokenizer_path: str, image_size: int, epochs: int = 1, seed: int = 0):
-    """The whole training stream: `epochs` passes over the corpus, each visiting the shards in a new
-    (seeded) order and drawing new crops.
+def build_step_dataset(shards: list[tuple[str, int]], start: int, stop: int, *, cpus: float, **kwargs):
+    """Micro-steps [start, stop) of one worker, as a Ray Data stream in step order.
 
-    One linear pipeline over a plan of (shard, epoch) items, one task per item. Alternatives measured
-    on 2 cores (10 passes of 256 rows / 13 passes of 2,000 rows): `read_parquet` once per epoch
-    joined with `Dataset.union` starts every pass at once (49 s to the first batch); `from_items(plan)`
-    or a fused map with a row batch size bundles the whole plan into ONE task (10-12 s, nothing
-    streams); this streams its first batch after one 256-row chunk (~4 s, mostly worker start-up).
+    Built inside each train worker (so a restart rebuilds it from the checkpoint's step); its decode
+    tasks are scheduled on any node with CPUs, within a budget of `cpus`. One block per step up to 4,096
+    steps, so the first batch streams after one decode task. `ray.data.read_parquet` is not used:
+    its block boundaries follow files and row groups, not steps, and it has no random access.
     """
     import ray.data
 
-    files = corpus_files(corpus_dir)
-    rng = np.random.default_rng(seed)
-    plan = [(path, epoch) for epoch in range(epochs) for path in rng.permutation(files).tolist()]
-    ds = ray.data.range(len(plan), override_num_blocks=len(plan))
-    return ds.map_batches(decode_shards, batch_size=1, batch_format="numpy", fn_kwargs={
-        "plan": plan, "tokenizer_path": str(tokenizer_path), "image_size": image_size, "seed": seed})
-
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True                        # steps arrive in order
+    ctx.execution_options.resource_limits = ray.data.ExecutionResources(cpu=cpus)
+    ctx.enable_progress_bars = False
+    ds = ray.data.range(stop - start, override_num_blocks=max(1, min(stop - start, 4096)))
+    return ds.map_batches(decode_steps, batch_size=1, batch_format="numpy", num_cpus=min(1.0, cpus),
+                          fn_kwargs={"start": start, "shards": shards, **kwargs})
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> float [B, 3, H, W] with CLIP's mean/std, on the images' device."""

@@ -1,18 +1,27 @@
-"""`wit train`: CLIP on a corpus with Ray Train (DDP workers) fed by Ray Data.
+"""`wit train`: CLIP on a corpus with Ray Train (DDP workers), each fed by its own Ray Data stream.
 
-The driver trains or loads the tokenizer, builds the data stream and starts a TorchTrainer; each
-worker rebuilds the config from a plain dict, trains, appends metrics (rank 0) to
-`run_dir/metrics.jsonl` and reports checkpoints. The latest checkpoint is copied to
-`run_dir/checkpoints/latest/` (model.pt with OpenAI parameter names, optimizer.pt, scheduler.pt,
-scaler.pt, train_state.json, tokenizer.json), which is what `load_checkpoint` and eval read.
+The driver trains or loads the tokenizer and starts a TorchTrainer; each worker rebuilds the config
+from a plain dict, restores the latest checkpoint if there is one (a restart after a worker died,
+or `--resume`), builds its Ray Data stream from the checkpoint's micro-step, trains, and reports a
+checkpoint every `checkpoint_every` steps and at the end (trainer/checkpoint.py). Rank 0 writes
+`run_dir/metrics.jsonl` live (the driver's progress bar reads it); at the end the driver copies the
+last checkpoint to `run_dir/checkpoints/latest/` and writes metrics.jsonl/csv from it.
+
+Exactness: a step's batches are a function of (seed, step, rank) (trainer/data.py), and model,
+optimizer, scheduler, scaler and RNG states are restored, so on CPU in fp32 a killed-and-restarted
+run ends with the same weights as an uninterrupted one (tests/trainer/test_fit_resume.py).
+FSDP is not wired in: DDP replicates the model, which fits every tower in MODELS on one GPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,12 +29,16 @@ from pathlib import Path
 
 import torch
 
-from trainer.data import build_dataset, corpus_rows, normalize_images, read_captions
+from trainer import checkpoint
+from trainer.checkpoint import load_checkpoint  # noqa: F401  (eval and the demo import it from here)
+from trainer.data import _tokenizer as _tokenizer_from
+from trainer.data import build_step_dataset, normalize_images, read_captions, shard_rows
 from trainer.loss import clip_loss
-from trainer.model import CLIP, CLIPConfig, build_model, model_config
+from trainer.metrics import Progress, forward_flops, peak_flops, read_metrics, summarize, write_metrics
+from trainer.model import CLIP, build_model, model_config
 from trainer.optim import OptimConfig, build_optimizer
 from trainer.tokenizer import Tokenizer, train_tokenizer
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
+from wit.artifacts import is_done, mark_done, provenance, read_json
 from wit.config import from_dict, to_dict
 from wit.errors import WitError
 
@@ -37,8 +50,9 @@ class TrainConfig:
     corpus_dir: str
     run_dir: str
     model: str = "tiny"                   # a name in trainer.model.MODELS
-    batch_size: int = 64                  # per worker; the contrastive batch is batch_size * num_workers
-    steps: int | None = None              # None: `epochs` passes over the corpus
+    batch_size: int = 64                  # per worker and micro-step; contrastive batch = batch_size * num_workers
+    accumulation: int = 1                 # micro-steps per optimizer step (negatives stay within a micro-step)
+    steps: int | None = None              # optimizer steps; None: `epochs` passes over the corpus
     epochs: int = 1
     lr: float = 5e-4
     weight_decay: float = 0.2
@@ -51,19 +65,23 @@ class TrainConfig:
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float | None = None  # None: GPU runs 1; CPU runs share what data_cpus leaves
-    data_cpus: float | None = None        # CPUs for Ray Data decode/crop/tokenize; None: 1 on CPU runs,
-                                          # on GPU runs all the CPUs the workers do not hold
+    data_cpus: float | None = None        # CPUs for Ray Data decode/crop/tokenize, all workers together;
+                                          # None: 1 on CPU runs, on GPU runs what the workers do not hold
+    placement_strategy: str = "PACK"      # ScalingConfig's: SPREAD puts workers on different nodes
     seed: int = 0
-    checkpoint_every: int = 0             # steps; 0 = only at the end
+    checkpoint_every: int = 0             # optimizer steps; 0 = only at the end
     log_every: int = 10                   # steps between ray.train.report calls (metrics.jsonl: every step)
+    max_failures: int = 1                 # worker deaths survived (restart from the last checkpoint)
+    storage_path: str | None = None       # Ray Train checkpoints: a local dir or URI; None: run_dir/ray
     tokenizer_path: str | None = None     # None: train a BPE on the corpus captions into run_dir
     tokenizer_vocab_size: int = 49_152
+    fail_at_step: int = 0                 # tests only: rank world-1 SIGKILLs itself once after this step
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise WitError(f"precision {self.precision!r} is unknown", hint=f"one of {PRECISIONS}")
-        if self.batch_size < 2 or self.num_workers < 1:
-            raise WitError("batch_size must be >= 2 and num_workers >= 1")
+        if self.batch_size < 2 or self.num_workers < 1 or self.accumulation < 1:
+            raise WitError("batch_size must be >= 2, num_workers and accumulation >= 1")
         model_config(self.model)          # fail on the driver, not in a worker
 
     def optim(self, total_steps: int) -> OptimConfig:
@@ -81,198 +99,233 @@ def _autocast_and_scaler(precision: str, device: torch.device):
     return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def train_step(model, clip: CLIP, batch, optimizer, scheduler, scaler, autocast, rank: int, world: int):
-    images = normalize_images(batch["image"])                           # [B, 3, H, W] float
-    with autocast():
-        image_features, text_features, _ = model(images, batch["text"])
-    loss = clip_loss(image_features.float(), text_features.float(), clip.logit_scale, rank, world)
+def train_step(model, clip: CLIP, batches, optimizer, scheduler, scaler, autocast, rank: int, world: int):
+    """One optimizer step over `batches` (one batch, or a list of micro-batches whose gradients add up);
+    returns the mean loss. DDP all-reduces gradients on the last micro-batch only."""
+    batches = [batches] if isinstance(batches, dict) else batches
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    total = torch.zeros(())
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+            images = normalize_images(batch["image"])                   # [B, 3, H, W] float
+            with autocast():
+                image_features, text_features, _ = model(images, batch["text"])
+            loss = clip_loss(image_features.float(), text_features.float(), clip.logit_scale, rank, world)
+            scaler.scale(loss / len(batches)).backward()
+        total += loss.detach().cpu() / len(batches)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
     with torch.no_grad():                 # the paper clips the temperature so logits scale <= 100
         clip.logit_scale.clamp_(0, math.log(100))
-    return loss.detach()
+    return total
 
 
-def _save_checkpoint(directory: Path, clip: CLIP, optimizer, scheduler, scaler, step: int,
-                     cfg: TrainConfig, tokenizer_path: str) -> None:
-    torch.save(clip.state_dict(), directory / "model.pt")
-    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
-    torch.save(scheduler.state_dict(), directory / "scheduler.pt")
-    torch.save(scaler.state_dict(), directory / "scaler.pt")
-    shutil.copy(tokenizer_path, directory / "tokenizer.json")
-    state = {"step": step, "train_config": to_dict(cfg), "model_config": to_dict(clip.cfg)}
-    write_json(provenance("train", cfg, **state), directory / "train_state.json")
+def _fail_once(cfg: TrainConfig, step: int, rank: int, world: int) -> None:
+    """Tests: kill this worker process (as an OOM or a lost node would) once, guarded by a marker file."""
+    marker = Path(cfg.run_dir) / f"_failed_at_{cfg.fail_at_step}"
+    if cfg.fail_at_step and step == cfg.fail_at_step and rank == world - 1 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train_loop_per_worker(config: dict) -> None:
+    import ray
     import ray.train
     import ray.train.torch
+    import torch.distributed as dist
     from ray.train import Checkpoint
-    from torch.nn.parallel import DistributedDataParallel
 
     cfg = from_dict(TrainConfig, config["train"])
-    total_steps = config["total_steps"]
+    total_steps, shards, A = config["total_steps"], config["shards"], cfg.accumulation
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if not cfg.use_gpu:
         torch.set_num_threads(max(1, int(config["cpus_per_worker"])))
     torch.manual_seed(cfg.seed)
 
-    tokenizer = Tokenizer.load(config["tokenizer_path"])
+    tokenizer = _tokenizer_from(config["tokenizer_json"])
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.grad_checkpointing)
     model = ray.train.torch.prepare_model(model)                        # device + DDP (gloo on CPU)
-    clip = model.module if isinstance(model, DistributedDataParallel) else model
+    clip = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     optimizer, scheduler = build_optimizer(clip, cfg.optim(total_steps))
-    autocast, scaler = _autocast_and_scaler(cfg.precision, ray.train.torch.get_device())
-    metrics_file = open(Path(cfg.run_dir) / "metrics.jsonl", "w") if rank == 0 else None
+    device = ray.train.torch.get_device()
+    autocast, scaler = _autocast_and_scaler(cfg.precision, device)
 
-    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=cfg.batch_size, drop_last=True, prefetch_batches=4,
-        local_shuffle_buffer_size=8 * cfg.batch_size, local_shuffle_seed=cfg.seed + rank,
-        dtypes={"image": torch.uint8, "text": torch.int64})
+    step, rows = 0, []
+    if (resumed := ray.train.get_checkpoint()) is not None:
+        with resumed.as_directory() as d:
+            state, rows = checkpoint.restore(Path(d), clip=clip, optimizer=optimizer, scheduler=scheduler,
+                                             scaler=scaler)
+        step = state["step"]
+        if state["train_config"] != to_dict(cfg):
+            raise WitError("the checkpoint to resume was trained with another config",
+                           hint="resume with the same config, or start a new run dir")
+    nodes = [ray.get_runtime_context().get_node_id()] * world          # where each rank runs, for the record
+    if world > 1:
+        dist.all_gather_object(nodes, nodes[0])
+    if rank == 0:                         # live rows for the driver's progress bar (a shared or local run dir)
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    live = open(Path(cfg.run_dir) / "metrics.jsonl", "w") if rank == 0 else None
+    for row in rows if live else ():
+        live.write(json.dumps(row) + "\n")
+
+    batches = iter(build_step_dataset(
+        shards, step * A, total_steps * A, cpus=config["data_cpus_per_worker"], batch_size=cfg.batch_size,
+        world=world, rank=rank, seed=cfg.seed, tokenizer=config["tokenizer_json"],
+        image_size=clip.cfg.vision.image_size,
+    ).iter_torch_batches(batch_size=cfg.batch_size, prefetch_batches=4, device=device,
+                         dtypes={"image": torch.uint8, "text": torch.int64, "step": torch.int64,
+                                 "index": torch.int64, "skipped": torch.int64}))
+    flops = 3 * forward_flops(cfg.model, tokenizer.vocab_size) * cfg.batch_size * A * world
+    peak = peak_flops(device, cfg.precision) * world
+    skipped = rows[-1]["skipped_images"] if rows else 0
+
     def report(metrics: dict, save: bool) -> None:   # a barrier: every worker calls it at the same steps
         with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
+            ckpt = None
             if save and rank == 0:
-                _save_checkpoint(Path(tmp), clip, optimizer, scheduler, scaler, metrics["step"], cfg,
-                                 config["tokenizer_path"])
-                checkpoint = Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+                checkpoint.save(Path(tmp), clip=clip, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                step=step, micro_step=step * A, cfg=cfg, tokenizer_json=config["tokenizer_json"],
+                                metrics=rows, worker_nodes=nodes)
+                ckpt = Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=ckpt)
 
-    step, tick, metrics = 0, time.perf_counter(), {}
-    for batch in batches:
-        loss = train_step(model, clip, batch, optimizer, scheduler, scaler, autocast, rank, world)
+    tick = time.perf_counter()
+    while step < total_steps:
+        micro = [next(batches) for _ in range(A)]
+        waited = time.perf_counter() - tick          # the device idles while the data stage catches up
+        assert all(int(b["step"][0]) == step * A + i for i, b in enumerate(micro)), "data out of step order"
+        loss = train_step(model, clip, micro, optimizer, scheduler, scaler, autocast, rank, world)
         step += 1
+        skipped += int(sum(b["skipped"].sum() for b in micro))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         now = time.perf_counter()
-        metrics = {"step": step, "loss": float(loss), "lr": scheduler.get_last_lr()[0],
-                   "logit_scale": clip.logit_scale.detach().exp().item(), "step_time_s": now - tick,
-                   "samples_per_s": cfg.batch_size * world / (now - tick)}
-        tick = now
-        if metrics_file:
-            metrics_file.write(json.dumps(metrics) + "\n")
-            metrics_file.flush()
-        save = step >= total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+        rows.append({"step": step, "loss": float(loss), "lr": scheduler.get_last_lr()[0],
+                     "logit_scale": clip.logit_scale.detach().exp().item(), "step_time_s": now - tick,
+                     "data_wait_s": waited, "samples_per_s": cfg.batch_size * A * world / (now - tick),
+                     "mfu": flops / (now - tick) / peak, "skipped_images": skipped,
+                     "first_index": int(micro[0]["index"][0])})
+        if live:
+            live.write(json.dumps(rows[-1]) + "\n")
+            live.flush()
+        _fail_once(cfg, step, rank, world)
+        save = step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
         if save or step % cfg.log_every == 0:
-            report(metrics, save)
-        if step >= total_steps:
-            break
-    else:
-        if metrics:                       # the stream ended before total_steps: keep what was learned
-            report(metrics, save=True)
-    if metrics_file:
-        metrics_file.close()
+            report(rows[-1], save)
+        tick = time.perf_counter()                   # checkpoint time counts in neither data wait nor step time
+    if live:
+        live.close()
 
 
 # ---------------------------------------------------------------------------------------------
 # On the driver
 
 
-def _tokenizer(cfg: TrainConfig, run_dir: Path) -> Path:
+def _tokenizer(cfg: TrainConfig, run_dir: Path, resume: bool) -> Path:
     if cfg.tokenizer_path:
         Tokenizer.load(cfg.tokenizer_path)                              # validate before starting workers
         return Path(cfg.tokenizer_path).resolve()
     path = run_dir / "tokenizer.json"
+    if resume and path.exists():
+        return path                                                     # the one the checkpoints were trained with
     return train_tokenizer(read_captions(cfg.corpus_dir), cfg.tokenizer_vocab_size).save(path)
 
 
-def _resources(cfg: TrainConfig) -> dict[str, float]:
-    """Train workers must leave `data_cpus` free, or Ray Data can never schedule a decode task and
-    the first batch never comes (a deadlock on small machines)."""
+def _resources(cfg: TrainConfig) -> tuple[dict[str, float], float]:
+    """(resources per train worker, data CPUs per worker). Train workers must leave CPUs to Ray Data,
+    or a decode task never schedules and the first batch never comes (a deadlock on small machines)."""
     import ray
 
+    cpus = ray.cluster_resources().get("CPU", 0)
     if cfg.use_gpu:
-        return {"CPU": cfg.cpus_per_worker or 1, "GPU": 1}
-    if cfg.cpus_per_worker:
-        return {"CPU": cfg.cpus_per_worker}
-    free = ray.cluster_resources().get("CPU", 0) - _data_cpus(cfg)
-    if free <= 0:
-        raise WitError(f"data_cpus={_data_cpus(cfg)} leaves no CPU for {cfg.num_workers} train workers",
-                       hint="lower --data-cpus or add CPUs")
-    return {"CPU": round(free / cfg.num_workers, 3)}
+        worker = {"CPU": cfg.cpus_per_worker or 1, "GPU": 1}
+        data = cfg.data_cpus if cfg.data_cpus is not None else cpus - worker["CPU"] * cfg.num_workers
+    else:
+        data = cfg.data_cpus if cfg.data_cpus is not None else 1.0
+        worker = {"CPU": cfg.cpus_per_worker or round((cpus - data) / cfg.num_workers, 3)}
+    if worker["CPU"] <= 0 or data <= 0:
+        raise WitError(f"{cpus:g} CPUs cannot hold {cfg.num_workers} train workers and data_cpus={data:g}",
+                       hint="lower --data-cpus / --cpus-per-worker or add CPUs")
+    return worker, round(data / cfg.num_workers, 3)
 
 
-def _data_cpus(cfg: TrainConfig) -> float | None:
-    return cfg.data_cpus if cfg.data_cpus is not None or cfg.use_gpu else 1.0
+def _plan(cfg: TrainConfig) -> tuple[list[tuple[str, int]], int]:
+    shards = shard_rows(cfg.corpus_dir)
+    rows = sum(n for _, n in shards)
+    steps_per_epoch = rows // (cfg.num_workers * cfg.batch_size * cfg.accumulation)
+    if steps_per_epoch == 0:
+        raise WitError(f"the corpus has {rows} rows, fewer than one global batch ({cfg.batch_size} x "
+                       f"{cfg.num_workers} workers x {cfg.accumulation} micro-steps)", hint="lower --batch-size")
+    return shards, cfg.steps or cfg.epochs * steps_per_epoch
 
 
-def _data_config(cfg: TrainConfig):
-    """Ray Data's CPU budget, set explicitly: with Train's workers holding every CPU, Data would wait forever."""
-    import ray.data
-    from ray.train import DataConfig
-
-    cpus = _data_cpus(cfg)
-    if cpus is None:
-        return DataConfig()               # GPU runs: Data takes what Train's workers leave
-    return DataConfig(execution_options=ray.data.ExecutionOptions(resource_limits=ray.data.ExecutionResources(cpu=cpus)))
+def _corpus_digest(shards: list[tuple[str, int]]) -> str:
+    """What the run trained on: each shard's name, rows and bytes (the corpus writes parts atomically)."""
+    facts = [(Path(path).name, rows, Path(path).stat().st_size) for path, rows in shards]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
 
-def fit(cfg: TrainConfig) -> dict:
-    """Train CLIP on `cfg.corpus_dir`; returns where the checkpoint, metrics and tokenizer are."""
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+def fit(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train CLIP on `cfg.corpus_dir`; returns where the checkpoint, metrics and tokenizer are, and run figures.
+
+    resume=True continues the newest interrupted attempt in the storage path from its last checkpoint
+    (same config required); otherwise a new attempt starts from scratch. A finished run with the same
+    config is reused either way.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from wit.raylocal import ensure_ray
 
     run_dir = Path(cfg.run_dir).resolve()
-    if is_done(run_dir) and read_json(run_dir / "_SUCCESS.json").get("config") == to_dict(cfg):
-        return read_json(run_dir / "_SUCCESS.json")["result"]          # same config, finished: reuse
-    rows = corpus_rows(cfg.corpus_dir)
-    steps_per_epoch = rows // cfg.num_workers // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise WitError(f"the corpus has {rows} rows, fewer than one global batch "
-                       f"({cfg.batch_size} x {cfg.num_workers} workers)", hint="lower --batch-size")
-    total_steps = cfg.steps or cfg.epochs * steps_per_epoch
-    cfg_dict = to_dict(cfg)
+    shards, total_steps = _plan(cfg)
+    if is_done(run_dir):  # same config and the same corpus shards, finished: reuse
+        done = read_json(run_dir / "_SUCCESS.json")
+        if done.get("config") == to_dict(cfg) and done.get("corpus") == _corpus_digest(shards):
+            return done["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = _tokenizer(cfg, run_dir)
+    storage = cfg.storage_path or str(run_dir / "ray")
+    attempt = checkpoint.latest_attempt(storage) if resume else None
+    if resume and attempt is None:
+        raise WitError(f"nothing to resume in {storage}", hint="run without --resume to start")
+    tokenizer_path = _tokenizer(cfg, run_dir, resume)
     ensure_ray()
 
-    resources = _resources(cfg)
-    image_size = model_config(cfg.model).vision.image_size
+    worker, data_cpus = _resources(cfg)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": cfg_dict, "total_steps": total_steps, "tokenizer_path": str(tokenizer_path),
-                           "cpus_per_worker": resources["CPU"]},
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=resources),
-        run_config=RunConfig(storage_path=str(run_dir), name="ray",
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        datasets={"train": build_dataset(cfg.corpus_dir, str(tokenizer_path), image_size,
-                                         math.ceil(total_steps / steps_per_epoch), cfg.seed)},
-        dataset_config=_data_config(cfg),
+        train_loop_config={"train": to_dict(cfg), "total_steps": total_steps, "shards": shards,
+                           "tokenizer_json": tokenizer_path.read_text(), "cpus_per_worker": worker["CPU"],
+                           "data_cpus_per_worker": data_cpus},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=worker,
+                                     placement_strategy=cfg.placement_strategy),
+        run_config=RunConfig(storage_path=storage, name=attempt or time.strftime("attempt-%Y%m%d-%H%M%S"),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures)),
     )
-    result = trainer.fit()
+    progress = Progress(run_dir / "metrics.jsonl", total_steps)
+    progress.start()
+    try:
+        result = trainer.fit()
+    finally:
+        progress.stop()
     if result.checkpoint is None:
-        raise RuntimeError(f"training reported no checkpoint; see {run_dir / 'ray'}")
+        raise RuntimeError(f"training reported no checkpoint; see {storage}")
 
     latest = run_dir / "checkpoints" / "latest"
     staging = latest.with_name("latest.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(result.checkpoint.path, staging)
+    result.checkpoint.to_directory(str(staging))
     shutil.rmtree(latest, ignore_errors=True)
     staging.rename(latest)
 
-    losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    summary = {
-        "run_dir": str(run_dir), "checkpoint": str(latest), "steps": len(losses),
-        "loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]),   # mean of the last 10
-        "metrics_path": str(run_dir / "metrics.jsonl"), "tokenizer": str(tokenizer_path),
-    }
-    mark_done(run_dir, provenance("train", cfg, result=summary))
+    rows = read_metrics(latest)
+    jsonl, table = write_metrics(rows, run_dir)
+    summary = {"run_dir": str(run_dir), "checkpoint": str(latest), **summarize(rows),
+               "metrics_path": str(jsonl), "metrics_csv": str(table), "tokenizer": str(tokenizer_path),
+               "storage_path": storage}
+    mark_done(run_dir, provenance("train", cfg, result=summary, corpus=_corpus_digest(shards)))
     return summary
-
-
-def load_checkpoint(path: str | Path) -> tuple[CLIP, Tokenizer, TrainConfig]:
-    """(model in eval mode on CPU, tokenizer, config) from a checkpoint dir or a run dir (= its latest)."""
-    path = Path(path)
-    if not (path / "model.pt").is_file() and (path / "checkpoints" / "latest" / "model.pt").is_file():
-        path = path / "checkpoints" / "latest"
-    if not (path / "model.pt").is_file():
-        raise WitError(f"no checkpoint at {path}", hint="pass a checkpoint dir (with model.pt) or a run dir")
-    state = read_json(path / "train_state.json")
-    model = CLIP(from_dict(CLIPConfig, state["model_config"]))
-    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-    return model.eval(), Tokenizer.load(path / "tokenizer.json"), from_dict(TrainConfig, state["train_config"])

@@ -364,5 +364,29 @@ def build_model(name_or_cfg: str | CLIPConfig, vocab_size: int | None = None,
     return model
 
 
+def resize_positional_embedding(pos: torch.Tensor, grid: int) -> torch.Tensor:
+    """A ViT's [1 + g*g, D] positional embedding for a grid x grid patch layout: the class token's
+    row is kept and the g x g patch rows are resized bicubically (fine-tuning at a new resolution,
+    as for ViT-L/14@336 from ViT-L/14)."""
+    cls, patches = pos[:1], pos[1:]                                     # [1, D], [g*g, D]
+    old = math.isqrt(patches.shape[0])
+    if old == grid:
+        return pos
+    patches = patches.reshape(1, old, old, -1).permute(0, 3, 1, 2)      # [1, D, g, g]
+    patches = F.interpolate(patches.float(), size=(grid, grid), mode="bicubic", align_corners=False)
+    patches = patches.permute(0, 2, 3, 1).reshape(grid * grid, -1)      # [grid*grid, D]
+    return torch.cat([cls, patches.to(pos.dtype)])
+
+
+def load_openai_state_dict(model: CLIP, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load an OpenAI-layout state dict with strict=True, resizing the ViT positional embedding
+    when the checkpoint was trained at another resolution."""
+    key = "visual.positional_embedding"
+    if model.cfg.vision.is_vit and key in state_dict:
+        grid = model.cfg.vision.image_size // model.cfg.vision.patch_size
+        state_dict = {**state_dict, key: resize_positional_embedding(state_dict[key], grid)}
+    model.load_state_dict(state_dict, strict=True)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -1,4 +1,5 @@
-"""AdamW with decoupled weight decay on weight matrices only, and a cosine schedule with linear warmup."""
+"""AdamW with decoupled weight decay on weight matrices only, a cosine schedule with linear warmup,
+optional gradient clipping, and Adam moments storable in fp16/bf16 (trainer/half_adam.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer.half_adam import HalfStateAdamW
 from wit.errors import WitError
+
+STATE_DTYPES = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -19,12 +23,15 @@ class OptimConfig:
     eps: float = 1e-6
     warmup_steps: int = 2_000
     total_steps: int = 10_000
-    state_dtype: str = "fp32"             # Adam moments' dtype; fp16/bf16 states are planned
+    state_dtype: str = "fp32"             # Adam moments: fp32 (16 bytes/param in all) or fp16/bf16 (12)
+    grad_clip_norm: float | None = None   # clip the global gradient norm to this; None = no clipping
+    stochastic_rounding: bool = True      # for fp16/bf16 parameters (the paper's half text encoder)
 
     def __post_init__(self) -> None:
-        if self.state_dtype != "fp32":
-            raise WitError(f"state_dtype={self.state_dtype!r} is not supported yet",
-                           hint="use state_dtype='fp32' (fp16/bf16 optimizer states are planned)")
+        if self.state_dtype not in STATE_DTYPES:
+            raise WitError(f"state_dtype={self.state_dtype!r} is unknown", hint=f"one of {STATE_DTYPES}")
+        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+            raise WitError(f"grad_clip_norm={self.grad_clip_norm} must be > 0", hint="or None for no clipping")
         if self.total_steps < 1 or self.warmup_steps < 0:
             raise WitError(f"total_steps={self.total_steps}, warmup_steps={self.warmup_steps} are invalid",
                            hint="total_steps >= 1 and warmup_steps >= 0")
@@ -55,8 +62,22 @@ def cosine_with_warmup(warmup_steps: int, total_steps: int):
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig):
-    """(AdamW, LambdaLR); call scheduler.step() once after every optimizer step."""
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=tuple(cfg.betas), eps=cfg.eps)
+    """(AdamW, LambdaLR); call scheduler.step() once after every optimizer step.
+
+    Clipping runs inside `optimizer.step()` (a step pre-hook), so under `GradScaler` it sees the
+    unscaled gradients (`scaler.step` unscales first) and a skipped fp16 step clips nothing.
+    """
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.state_dtype == "fp32":
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    else:
+        optimizer = HalfStateAdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                   state_dtype=cfg.state_dtype, stochastic_rounding=cfg.stochastic_rounding)
+    if cfg.grad_clip_norm is not None:
+        params = [p for g in groups for p in g["params"]]
+
+        def clip(opt, args, kwargs) -> None:
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+        optimizer.register_step_pre_hook(clip)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(cfg.warmup_steps, cfg.total_steps))
     return optimizer, scheduler

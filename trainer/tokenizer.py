@@ -9,6 +9,7 @@ byte token, used as padding like OpenAI's.
 
 from __future__ import annotations
 
+import gzip
 import html
 import os
 import re
@@ -18,18 +19,21 @@ from typing import Iterable
 import ftfy
 import numpy as np
 import tokenizers
-from tokenizers import decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 
 from wit.errors import WitError
 
 SOS, EOS = "<start_of_text>", "<end_of_text>"
 CONTEXT_LENGTH = 77
 _WHITESPACE = re.compile(r"\s+")
+# OpenAI's pre-tokenizer: contractions, runs of letters, single digits, runs of other symbols.
+_OPENAI_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+OPENAI_VOCAB_SIZE = 49_152 + 256        # 256 bytes, 256 bytes + "</w>", 48,894 merges, SOS, EOS
 
 
 def clean(text: str) -> str:
-    text = ftfy.fix_text(text)
-    text = html.unescape(html.unescape(text))
+    if not text.isascii() or "&" in text:          # ftfy and HTML entities can't change plain ASCII
+        text = html.unescape(html.unescape(ftfy.fix_text(text)))
     return _WHITESPACE.sub(" ", text).strip().lower()
 
 
@@ -43,6 +47,10 @@ class Tokenizer:
                            hint="train one with `wit tokenizer train`")
         if self.eot_id != self.vocab_size - 1:
             raise WitError("tokenizer's <end_of_text> is not its largest id; EOT pooling needs it last")
+        # SOS/EOS, truncation (the EOS survives it) and zero padding all happen in Rust, batched.
+        bpe.post_processor = processors.TemplateProcessing(
+            single=f"{SOS} $A {EOS}", special_tokens=[(SOS, self.sos_id), (EOS, self.eot_id)])
+        self._context_length = 0
 
     @property
     def vocab_size(self) -> int:
@@ -50,15 +58,12 @@ class Tokenizer:
 
     def encode_batch(self, texts: Iterable[str], context_length: int = CONTEXT_LENGTH) -> np.ndarray:
         """int64 [N, context_length]: SOS, the caption's tokens (truncated), EOS, then zeros."""
-        encodings = self.bpe.encode_batch([clean(str(t)) for t in texts], add_special_tokens=False)
-        out = np.zeros((len(encodings), context_length), dtype=np.int64)
-        keep = context_length - 2
-        for row, enc in zip(out, encodings):
-            ids = enc.ids[:keep]
-            row[0] = self.sos_id
-            row[1:1 + len(ids)] = ids
-            row[1 + len(ids)] = self.eot_id                 # truncation never drops the EOT
-        return out
+        if context_length != self._context_length:
+            self.bpe.enable_truncation(context_length)      # counts SOS/EOS: <= context - 2 tokens kept
+            self.bpe.enable_padding(length=context_length, pad_id=0)
+            self._context_length = context_length
+        encodings = self.bpe.encode_batch([clean(str(t)) for t in texts])
+        return np.array([e.ids for e in encodings], dtype=np.int64).reshape(-1, context_length)
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of one row of `encode_batch` (everything between SOS and the first EOT)."""
@@ -79,6 +84,45 @@ class Tokenizer:
         if not Path(path).is_file():
             raise WitError(f"no tokenizer file at {path}", hint="train one with `wit tokenizer train`")
         return cls(tokenizers.Tokenizer.from_file(str(path)))
+
+
+def load_openai_bpe(merges_path: str | os.PathLike) -> Tokenizer:
+    """A tokenizer equal to OpenAI CLIP's from a `bpe_simple_vocab_16e6.txt[.gz]`-format file: a
+    header line, then one merge ("a b") per line, in priority order, over byte-level characters,
+    with "</w>" marking the end of a word. Ids as OpenAI's: the 256 byte characters, the same with
+    "</w>", the first 48,894 merges, then SOS and EOS (49,406 and 49,407 with the full file)."""
+    path = Path(merges_path)
+    if not path.is_file():
+        raise WitError(f"no merges file at {path}", hint="an OpenAI-format bpe_simple_vocab_16e6.txt(.gz)")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")[1:]                               # line 0 is a version header
+    merges = [tuple(line.split()) for line in lines[:OPENAI_VOCAB_SIZE - 256 - 256 - 2] if line.strip()]
+    if any(len(m) != 2 for m in merges):
+        raise WitError(f"{path} is not a merges file", hint="each line after the header must be 'a b'")
+    chars = list(pre_tokenizers.ByteLevel.alphabet())
+    chars.sort(key=_BYTE_ORDER.__getitem__)                              # OpenAI's bytes_to_unicode order
+    tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    bpe = tokenizers.Tokenizer(models.BPE(vocab, merges, end_of_word_suffix="</w>"))
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_OPENAI_PATTERN), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe.decoder = decoders.Sequence([decoders.Replace("</w>", "\u0120"), decoders.ByteLevel()])
+    bpe.add_special_tokens([SOS, EOS])
+    return Tokenizer(bpe)
+
+
+def _bytes_to_unicode_order() -> dict[str, int]:
+    """OpenAI's bytes_to_unicode() lists printable bytes first (as themselves), then the others
+    (shifted to 256+); return each character's index in that list."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    rest = [b for b in range(256) if b not in printable]
+    return {chr(c): i for i, c in enumerate(printable + [256 + n for n in range(len(rest))])}
+
+
+_BYTE_ORDER = _bytes_to_unicode_order()
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 49_152, min_frequency: int = 2) -> Tokenizer:

@@ -23,7 +23,10 @@ The stages, in order (each reads the previous one's output directory):
   wit pipeline balance   matched/ (<= cap pairs per query) -> selected/
   wit pipeline download  selected/ (img2dataset)           -> corpus/ + manifest.json
   wit train              corpus/ (Ray Train)               -> run/checkpoints/
-  wit eval zeroshot      checkpoint + labelled images      -> results.json
+  wit eval zeroshot      checkpoint + labelled images      -> results.json (prompt ensemble vs single)
+  wit eval retrieval     checkpoint + captioned images     -> image<->text R@1/5/10
+  wit eval linear-probe  checkpoint + train/test images    -> logistic-regression accuracy
+  wit plot RUN           metrics of a run                  -> PNG of loss and throughput
   wit inspect DIR        a Polars summary of any stage's output
   wit demo               all of the above, offline, on the embedded default
 

@@ -1,8 +1,10 @@
 """`ray job submit` against a real local head with the dashboard's job server.
 
-This is what `ray job submit --working-dir . -- wit ...` does on a cluster, minus the cloud.
-The entrypoint is a placeholder until `wit demo --smoke` is ready to run as the job.
+This is what `ray job submit --working-dir . -- wit ...` does on a cluster, minus the cloud: the
+first test ships the working dir and checks the job sees the cluster; the second runs every stage
+(`wit demo --smoke`: queries, match, balance, download, train, eval) as one submitted job.
 """
+import json
 import time
 from pathlib import Path
 
@@ -68,3 +70,30 @@ def test_job_submitted_with_working_dir_succeeds(monkeypatch):
         assert "working_dir_has_pyproject True" in logs, logs
         print(f"succeeded: {time.monotonic() - t0:.1f} s")
         assert [j.submission_id for j in client.list_jobs()] == [job_id]
+
+
+@pytest.mark.slow
+def test_every_stage_runs_as_a_submitted_job(monkeypatch, tmp_path):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    out = tmp_path / "demo"
+    with RayHead(num_cpus=2, dashboard=True) as head:
+        client = JobSubmissionClient(head.dashboard_url)
+        job_id = submit_when_ready(
+            client,
+            timeout_s=60,
+            entrypoint=f"python -m wit.cli demo --smoke --out {out}",
+            runtime_env={"working_dir": str(REPO), "excludes": [".venv", "demo_out", ".git"],
+                         "env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}},
+        )
+        status = wait_for_job(client, job_id, timeout_s=420)
+        logs = client.get_job_logs(job_id)
+        assert status == JobStatus.SUCCEEDED, logs[-4000:]
+        assert "Connecting to existing Ray cluster" in logs, "the job used the cluster, not a Ray of its own"
+    summary = json.loads((out / "summary.json").read_text())
+    counts = summary["pipeline"]["corpus"]["counts"]
+    assert counts["downloaded"] > 0 and counts["downloaded"] + counts["failed"] == counts["selected"]
+    assert (out / "run" / "checkpoints" / "latest" / "model.pt").exists()
+    assert summary["zeroshot"]["ensemble"]["num_classes"] == 8
+    assert "zero-shot" in logs and "x chance" in logs

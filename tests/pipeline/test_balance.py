@@ -6,7 +6,7 @@ import glob
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.balance import balance, claim, claim_hash, claim_rows, head_candidates, merge_cutoffs
@@ -51,21 +51,23 @@ def test_claims_head_and_tail_queries_invariant_to_blocks(ray_local, tmp_path):
     expected = claim(pairs, cap=50, seed=7)
 
     outputs = []
-    for blocks in (1, 5):
+    for blocks, concurrency in ((1, 1), (5, 2)):  # block layout and number of parallel tasks
         out = tmp_path / f"selected{blocks}"
         stats = balance(
             str(matched),
             str(out),
-            BalanceConfig(cap_per_query=50, seed=7, read_blocks=blocks, output_shards=4),
+            BalanceConfig(
+                cap_per_query=50, seed=7, read_blocks=blocks, output_shards=4, concurrency=concurrency
+            ),
         )
         table = read_selected(out)
         assert table.column_names == ["key", "url", "text", "query_ids", "claimed_by"]
         assert dict(zip(table["key"].to_pylist(), table["claimed_by"].to_pylist())) == expected
         assert table["key"].to_pylist() == sorted(expected)  # key order
         outputs.append(table)
-        q = stats["queries"]
-        assert q["matched"] == [300, 20, 7, 50]
-        assert q["claimed"] == [50, 20, 7, 50]
+        q = pq.read_table(out / stats["query_stats"]).to_pydict()
+        assert q == {"query_id": [0, 1, 2, 3], "matched": [300, 20, 7, 50], "claimed": [50, 20, 7, 50]}
+        assert stats["queries_matched"] == 4 and stats["claimed_pairs"] == 127
         assert stats["output_rows"] == len(expected)
         assert stats["dropped"]["not_claimed"] == len(pairs) - len(expected)
         assert stats["head_queries"] == 1
@@ -131,3 +133,34 @@ def test_claim_properties(pairs, cap, seed, blocks):
         assert set(qs) <= set(pairs[key])
     if pairs:  # the block-wise algorithm agrees with the reference for any layout
         assert _blocks_claim(pairs, cap, seed, blocks) == claimed
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pairs=st.dictionaries(
+        st.text("0123456789abcdef", min_size=32, max_size=32),
+        st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True).map(sorted),
+        min_size=1,
+        max_size=40,
+    ),
+    cap=st.integers(1, 8),
+    blocks=st.lists(st.integers(1, 6), min_size=2, max_size=2, unique=True),
+)
+def test_ray_balance_matches_reference_for_any_layout(ray_local, tmp_path_factory, pairs, cap, blocks):
+    """The real Ray path (balance()), with two different block counts, equals the plain-Python claim."""
+    root = tmp_path_factory.mktemp("prop")
+    make_matched(root / "matched", pairs, files=2)
+    expected = claim(pairs, cap, seed=3)
+    tables = []
+    for n in blocks:
+        out = root / f"sel{n}"
+        stats = balance(
+            str(root / "matched"),
+            str(out),
+            BalanceConfig(cap_per_query=cap, seed=3, read_blocks=n, output_shards=2),
+        )
+        table = read_selected(out)
+        assert dict(zip(table["key"].to_pylist(), table["claimed_by"].to_pylist())) == expected
+        assert max(pq.read_table(out / stats["query_stats"])["claimed"].to_pylist()) <= cap
+        tables.append(table)
+    assert tables[0].equals(tables[1])

@@ -47,6 +47,7 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
     rows = [
         (good, "a cat on a mat"),  # matched
         (good, "a cat on a mat"),  # duplicate of the first
+        (good, "A CAT on a mat"),  # same url, other text: its own pair, counted in duplicate_url_rows
         ("http://example.org/b.jpg", "a cat on a mat"),  # same text, other url: its own pair
         ("https://example.org/c.jpg", "New York City skyline"),  # matched, three queries
         ("ftp://example.org/d.jpg", "a cat"),  # invalid_url (scheme)
@@ -63,8 +64,9 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
     stats = match((pool,), queries, str(out), MatchConfig(output_shards=4))
 
     assert stats["input_rows"] == len(rows)
-    assert stats["output_rows"] == 3
+    assert stats["output_rows"] == 4
     assert stats["dropped"] == {
+        "malformed_row": 0,
         "invalid_url": 3,
         "url_too_long": 1,
         "empty_text": 2,
@@ -72,12 +74,13 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
         "no_match": 1,
         "duplicate": 1,
     }
+    assert stats["duplicate_url_rows"] == 2  # the two texts of `good`
     assert json.loads((out / "stats.json").read_text()) == stats
     assert (out / "_SUCCESS.json").exists()
     table = read_matched(out)
     assert table.schema.field("query_ids").type == pa.list_(pa.int32())
     assert table["key"].to_pylist() == sorted(table["key"].to_pylist())  # parts read in order = key order
-    by_url = {r["url"]: r for r in table.to_pylist()}
+    by_url = {r["url"]: r for r in table.to_pylist() if r["text"] != "A CAT on a mat"}
     assert by_url[good]["key"] == pair_key(good, "a cat on a mat")
     assert len(by_url[good]["key"]) == 32
     assert by_url["https://example.org/c.jpg"]["query_ids"] == ids("new york", "york city", "new york city")
@@ -89,7 +92,7 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
     assert (out / "_SUCCESS.json").stat().st_mtime_ns == mtime
     # Another config recomputes.
     again = match((pool,), queries, str(out), MatchConfig(output_shards=2, max_text_chars=5000))
-    assert again["dropped"]["text_too_long"] == 0 and again["output_rows"] == 4
+    assert again["dropped"]["text_too_long"] == 0 and again["output_rows"] == 5
 
 
 def test_pool_formats_columns_and_kept_columns(ray_local, tmp_path):

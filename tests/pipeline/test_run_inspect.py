@@ -59,6 +59,17 @@ def test_run_then_inspect(ray_local, tmp_path, capsys):
     assert summarize(queries)["kind"] == "queries"
     assert summarize(str(work / "corpus" / "failures"))["failure_reasons"] == {"http_404": 1}
     assert "success rate" in format_summary(corpus)
+    failures = summarize(str(work / "corpus" / "failures"))
+    assert failures["kind"] == "failures" and failures["rows"] == 1
+
+    sheet = tmp_path / "sheet.html"
+    assert main(["inspect", str(work / "corpus"), "--html", str(sheet), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["html"] == str(sheet)
+    page = sheet.read_text()
+    assert page.count('<img src="data:image/jpeg;base64,') == 6  # one thumbnail per stored image
+    assert "queries: cat" in page and "a cat number" in page  # query names from queries.parquet
+    assert main(["inspect", str(work / "corpus" / "failures"), "--html", str(sheet)]) == 0
+    assert "http_404" in sheet.read_text() and "contact sheet:" in capsys.readouterr().out
 
     assert main(["inspect", str(work / "selected"), "--json", "-n", "2"]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -44,6 +44,8 @@ from queries.wikitext import to_plain_text
         # back matter goes up to the next heading of the same level
         ("Prose.\n== See also ==\n* [[X]]\n=== Sub ===\nlist\n== Legacy ==\nMore.", "Prose.\nLegacy\nMore."),
         ("Prose.\n==References==\n{{reflist}}\n==External links==\n* [http://a b]", "Prose."),
+        # brackets left empty by a dropped template go too
+        ("Brahui ({{lang-bra|براہوئی}}) is; Zed ({{IPA|x}}; {{lang|y}}) too", "Brahui is; Zed too"),
         # unbalanced markup: a stray closer stays text, an unclosed template eats the rest
         ("a }} b", "a }} b"),
         ("a {{unclosed b", "a"),
@@ -85,3 +87,17 @@ def test_table_markup_articles_keep_prose_and_lose_tables(articles: dict[str, st
         articles["List of Prison Break characters"])
     for text in articles.values():
         assert not any(line.lstrip().startswith(("|", "!")) for line in text.split("\n"))
+
+
+def test_real_table_articles_read_as_prose(articles: dict[str, str]) -> None:
+    # the lead of Brahui language had "({{lang-bra|...}})": no empty brackets are left
+    assert articles["Brahui language"].startswith(
+        "Brahui is a Dravidian language spoken primarily by the Brahui people in the central part of "
+        "Baluchistan province in Pakistan")
+    assert not any("()" in text for text in articles.values())
+    estonia = articles["Economy of Estonia"]
+    assert "with the university city of Tartu known for scientific contributions" in estonia
+    # headings survive as their own lines; the "Constructive vote" article keeps its country sections
+    assert "\nOverview\n" in estonia and "\nGermany\n" in articles["Constructive vote of no confidence"]
+    # 88 kB of winners tables reduce to the two lead paragraphs
+    assert len(articles["Academy Award for Best Production Design"]) < 1_500

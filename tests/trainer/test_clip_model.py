@@ -92,3 +92,26 @@ def test_init_scales_follow_openai():
     model = build_model("tiny", vocab_size=300)
     assert model.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.1)
     assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07))
+
+
+def test_positional_embedding_resizes_for_a_new_resolution():
+    from dataclasses import replace
+
+    from trainer.model import load_openai_state_dict, resize_positional_embedding
+
+    pos = torch.randn(1 + 7 * 7, 16)
+    assert resize_positional_embedding(pos, 7) is pos
+    flat = torch.cat([pos[:1], torch.ones(49, 16) * 3.0])       # a constant grid stays constant
+    resized = resize_positional_embedding(flat, 10)
+    assert resized.shape == (101, 16)
+    torch.testing.assert_close(resized[0], pos[0])
+    torch.testing.assert_close(resized[1:], torch.full((100, 16), 3.0))
+
+    small = build_model("tiny", vocab_size=300)                  # 32 px / patch 8: 4 x 4 grid
+    cfg = small.cfg
+    big = build_model(replace(cfg, vision=replace(cfg.vision, image_size=48)))  # 6 x 6 grid
+    load_openai_state_dict(big, small.state_dict())              # strict=True inside
+    assert big.visual.positional_embedding.shape == (37, 64)
+    torch.testing.assert_close(big.visual.conv1.weight, small.visual.conv1.weight)
+    img, _, _ = big(torch.randn(2, 3, 48, 48), _inputs(small, batch=2)[1])
+    assert img.shape == (2, 64)

@@ -1,0 +1,295 @@
+"""Benchmark of `wit pipeline match` (and balance) on real caption text against 500k queries.
+
+Figures (written to bench/results/match.json with the machine, date and command):
+  automaton   build seconds and resident memory of the pyahocorasick automaton for 500k queries,
+              measured in a fresh process (RSS after minus RSS before, the query table freed)
+  per_core    texts/s of one process, end to end: read Parquet -> match_rows -> write Parquet
+  naive       texts/s of MetaCLIP-style matching (for each text, loop over all queries) on a sample
+  pipeline    `wit pipeline match` + `wit pipeline balance` on a 1M-row pool on Ray (all CPUs), with a
+              head query ("photo") matched by every row, so one query has 1M matches, capped at 20,000
+
+Text: bench/data/ (500 COCO captions, ~7.8k WikiText-2 sentences; see bench/data/README.md).
+Queries (500,000, queries.parquet schema): every word of that text, its bigrams seen twice or more,
+WordNet's noun lemmas (/work/shared/data/wordnet/index.noun when present), then pseudo-words
+(random lowercase strings) to fill up to 500,000 — they sit in the automaton like real tail
+queries but rarely match.
+
+Usage:  python bench/match.py [--rows 1000000] [--per-core-rows 100000] [--naive-texts 100]
+        python bench/match.py --smoke      (small sizes, seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import MatchConfig  # noqa: E402
+from pipeline.match import build_automaton, match_rows  # noqa: E402
+from queries.normalize import normalize, tokens  # noqa: E402
+from queries.schema import SCHEMA  # noqa: E402
+
+DATA = ROOT / "bench" / "data"
+WORDNET = Path("/work/shared/data/wordnet/index.noun")
+
+
+def caption_texts() -> tuple[list[str], list[str]]:
+    coco = (DATA / "coco_captions.txt").read_text().splitlines()
+    wiki = (DATA / "wikitext_sentences.txt").read_text().splitlines()
+    return coco, wiki
+
+
+def bench_queries(texts: list[str], n: int) -> tuple[list[str], dict[str, int]]:
+    words: Counter = Counter()
+    bigrams: Counter = Counter()
+    for t in texts:
+        toks = tokens(t)
+        words.update(toks)
+        bigrams.update(" ".join(p) for p in zip(toks, toks[1:]))
+    found: dict[str, None] = {}
+    sources = {}
+    for name, items in (
+        ("word", [w for w, _ in words.most_common()]),
+        ("bigram", [b for b, c in bigrams.most_common() if c >= 2]),
+        ("wordnet", _wordnet()),
+    ):
+        before = len(found)
+        for q in items:
+            if len(found) < n:
+                found.setdefault(q)
+        sources[name] = len(found) - before
+    rng = random.Random(0)
+    before = len(found)
+    while len(found) < n:
+        found.setdefault("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(5, 12))))
+    sources["generated"] = len(found) - before
+    return list(found), sources
+
+
+def _wordnet() -> list[str]:
+    if not WORDNET.exists():
+        return []
+    lemmas = []
+    for line in WORDNET.read_text().splitlines():
+        if line and not line.startswith("  "):
+            q = normalize(line.split(" ", 1)[0].replace("_", " "))
+            if q:
+                lemmas.append(q)
+    return lemmas
+
+
+def write_queries(queries: list[str], path: Path) -> None:
+    n = len(queries)
+    table = pa.table(
+        {
+            "query_id": pa.array(range(n), pa.int32()),
+            "query": queries,
+            "sources": [["bench"]] * n,
+            "count": pa.array([1] * n, pa.int64()),
+            "pmi": pa.nulls(n, pa.float64()),
+        },
+        schema=SCHEMA,
+    )
+    pq.write_table(table, path)
+
+
+_MEMORY = """
+import gc, json, sys, time
+sys.path.insert(0, {root!r})
+from pipeline.match import build_automaton
+from queries.schema import read_queries
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+gc.collect(); before = rss(); t = time.time()
+table = read_queries({path!r}); automaton = build_automaton(table); seconds = time.time() - t
+del table; gc.collect()
+print(json.dumps({{"queries": len(automaton), "build_s": round(seconds, 2), "rss_mb": round((rss() - before) / 2**20, 1),
+                  "pyahocorasick_total_size_mb": round(automaton.get_stats()["total_size"] / 2**20, 1)}}))
+"""
+
+
+def automaton_memory(path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY.format(root=str(ROOT), path=str(path))],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_pool(texts: list[str], rows: int, path: Path, prefix: str = "", seed: int = 0) -> None:
+    rng = random.Random(seed)
+    chosen = [prefix + texts[rng.randrange(len(texts))] for _ in range(rows)]
+    urls = [f"https://img{i % 97}.example.org/{i:08d}.jpg" for i in range(rows)]
+    pq.write_table(pa.table({"url": urls, "caption": chosen}), path, row_group_size=65_536)
+
+
+def per_core(automaton, pool: Path, out: Path) -> dict:
+    """One process, one core: read Parquet -> match -> write Parquet, timed end to end."""
+    cfg = MatchConfig()
+    start = time.perf_counter()
+    rows = matched = 0
+    writer = None
+    for batch in pq.ParquetFile(pool).iter_batches(batch_size=cfg.batch_size):
+        table = pa.Table.from_batches([batch]).rename_columns(["url", "text"])
+        result, _ = match_rows(automaton, table, cfg)
+        rows += table.num_rows
+        matched += result.num_rows
+        if writer is None:
+            writer = pq.ParquetWriter(out, result.schema)
+        writer.write_table(result)
+    writer.close()
+    seconds = time.perf_counter() - start
+    return {
+        "rows": rows,
+        "matched": matched,
+        "seconds": round(seconds, 2),
+        "texts_per_s": round(rows / seconds),
+    }
+
+
+def naive(queries: list[str], texts: list[str]) -> dict:
+    """MetaCLIP-style substring matching: every query tried against every text (space-padded here, so
+    it finds the same whole-word matches as the automaton)."""
+    padded_queries = [f" {q} " for q in queries]
+    start = time.perf_counter()
+    found = 0
+    for text in texts:
+        padded = f" {normalize(text)} "
+        found += sum(1 for q in padded_queries if q in padded)
+    seconds = time.perf_counter() - start
+    return {
+        "texts": len(texts),
+        "matches": found,
+        "seconds": round(seconds, 2),
+        "texts_per_s": round(len(texts) / seconds, 1),
+    }
+
+
+def wit(*args: str) -> tuple[float, dict]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wit"), *args], check=True, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    return seconds, json.loads(out.stdout[out.stdout.index("{") :])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--queries", type=int, default=500_000)
+    p.add_argument("--rows", type=int, default=1_000_000, help="pool rows through wit pipeline (0: skip)")
+    p.add_argument("--per-core-rows", type=int, default=100_000)
+    p.add_argument("--naive-texts", type=int, default=100)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "match.json"))
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
+    a = p.parse_args()
+    if a.smoke:
+        a.queries, a.rows, a.per_core_rows, a.naive_texts = 20_000, 20_000, 5_000, 20
+    coco, wiki = caption_texts()
+    texts = coco + wiki
+    results: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg_at_start": os.getloadavg(),
+        },
+        "text": {"coco_captions": len(coco), "wikitext_sentences": len(wiki)},
+    }
+    with tempfile.TemporaryDirectory(prefix="wit-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        queries, sources = bench_queries(texts, a.queries)
+        write_queries(queries, tmp / "queries.parquet")
+        results["queries"] = {"total": len(queries), "by_source": sources}
+        results["automaton"] = automaton_memory(tmp / "queries.parquet")
+        print(json.dumps(results["automaton"]), flush=True)
+
+        automaton = build_automaton(pq.read_table(tmp / "queries.parquet", columns=["query_id", "query"]))
+        per = {}
+        for name, sample in (("coco", coco), ("mixed", texts)):
+            write_pool(sample, a.per_core_rows, tmp / f"pool_{name}.parquet")
+            per[name] = per_core(automaton, tmp / f"pool_{name}.parquet", tmp / f"out_{name}.parquet")
+            print(name, json.dumps(per[name]), flush=True)
+        results["per_core"] = per
+        rng = random.Random(1)
+        sample = rng.sample(texts, a.naive_texts)
+        results["naive"] = naive(queries, sample)
+        ours = per_core_sample(automaton, sample)
+        results["naive"]["ours_on_same_sample_texts_per_s"] = ours
+        results["naive"]["speedup"] = round(ours / results["naive"]["texts_per_s"])
+        print("naive", json.dumps(results["naive"]), flush=True)
+        del automaton
+
+        # 1M rows through the real stages on Ray (--rows 0: the single-process figures only).
+        if a.rows:
+            results["pipeline"] = pipeline(texts, queries, a.rows, tmp)
+            print(json.dumps(results["pipeline"]), flush=True)
+    results["machine"]["load_avg_at_end"] = os.getloadavg()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {a.out}")
+
+
+def pipeline(texts: list[str], queries: list[str], rows: int, tmp: Path) -> dict:
+    """`wit pipeline match` + `balance` (subprocesses, Ray on all CPUs) on a generated pool; every
+    text starts with "photo of", so the query "photo" has one match per row (the head-query path)."""
+    write_pool(texts, rows, tmp / "pool_1m.parquet", prefix="photo of ", seed=2)
+    pool, queries_path = str(tmp / "pool_1m.parquet"), str(tmp / "queries.parquet")
+    m_s, m = wit("pipeline", "match", pool, "--queries", queries_path, "--out", str(tmp / "matched"))
+    b_s, b = wit("pipeline", "balance", "--matched", str(tmp / "matched"), "--out", str(tmp / "selected"))
+    qs = pq.read_table(tmp / "selected" / "query_stats.parquet")
+    photo = qs.filter(pa.compute.equal(qs["query_id"], queries.index("photo"))).to_pylist()[0]
+    return {
+        "rows": rows,
+        "match": {
+            "wall_s": round(m_s, 1),
+            "stage_s": m["seconds"],
+            "rows_per_s_wall": round(rows / m_s),
+            "output_rows": m["output_rows"],
+            "dropped": m["dropped"],
+            "duplicate_url_rows": m["duplicate_url_rows"],
+        },
+        "balance": {
+            "cap_per_query": b["cap_per_query"],
+            "wall_s": round(b_s, 1),
+            "stage_s": b["seconds"],
+            "output_rows": b["output_rows"],
+            "head_queries": b["head_queries"],
+            "queries_matched": b["queries_matched"],
+            "head_query_photo": photo,
+        },
+        "match_plus_balance_wall_s": round(m_s + b_s, 1),
+    }
+
+
+def per_core_sample(automaton, texts: list[str]) -> float:
+    """Our texts/s on the naive sample (repeated to a measurable size), match_rows only."""
+    reps = max(1, 20_000 // len(texts))
+    table = pa.table(
+        {"url": [f"https://e.org/{i}.jpg" for i in range(len(texts) * reps)], "text": texts * reps}
+    )
+    start = time.perf_counter()
+    match_rows(automaton, table, MatchConfig())
+    return round(table.num_rows / (time.perf_counter() - start))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""consolidate: the download shards' staged files -> corpus parts of a target size, with checksums.
+
+Download shards are sized for work (rows per Ray task); corpus parts are sized for readers (about
+`DownloadConfig.part_target_bytes` each, 256 MB by default: few enough files for a listing to be
+cheap, many enough for every training worker to read its own). Rows keep the order of the download
+shards, which are fixed slices of selected/ in key order, so the corpus is the same row for row
+whatever was interrupted and resumed on the way. Each part is written under a temporary name with
+the stage's provenance in its key-value metadata, then renamed; the manifest lists parts, row
+counts, bytes and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from wit.artifacts import METADATA_KEY
+
+ROW_GROUP_ROWS = 1_000  # ~20 MB of 256 px JPEGs: Ray Data and Polars split reads by row group
+_ROW_OVERHEAD = 64  # bytes per row besides its strings and image: ids, sizes, offsets
+
+
+def row_bytes(table: pa.Table) -> pa.Array:
+    """The bytes each row adds to a part (uncompressed; JPEG bytes do not compress further)."""
+    total = pa.array([_ROW_OVERHEAD] * table.num_rows, pa.int64())
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_binary(column.type) or pa.types.is_string(column.type):
+            total = pc.add(total, pc.fill_null(pc.binary_length(column), 0).cast(pa.int64()))
+    return total
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _PartWriter:
+    """Writes part-00000.parquet, part-00001.parquet, ... each closed once it reaches target_bytes."""
+
+    def __init__(self, out_dir: Path, schema: pa.Schema, record: dict, target_bytes: int, label: str):
+        self.out_dir, self.target_bytes, self.label = out_dir, target_bytes, label
+        meta = dict(schema.metadata or {})
+        meta[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
+        self.schema = schema.with_metadata(meta)
+        self.parts: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._rows = self._bytes = 0
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, table: pa.Table) -> None:
+        sizes = row_bytes(table).to_pylist()
+        start = 0
+        while start < table.num_rows:
+            # Take rows until the open part reaches its target (at least one row per part).
+            end, room = start, self.target_bytes - self._bytes
+            while end < table.num_rows and (room > 0 or end == start):
+                room -= sizes[end]
+                end += 1
+            self._open().write_table(table.slice(start, end - start), row_group_size=ROW_GROUP_ROWS)
+            self._rows += end - start
+            self._bytes += sum(sizes[start:end])
+            start = end
+            if self._bytes >= self.target_bytes:
+                self._close()
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self._writer is not None or not self.parts:  # an empty corpus still gets one (empty) part
+            self._open()
+            self._close()
+        return self.parts
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            name = f"part-{len(self.parts):05d}.parquet"
+            self._tmp = self.out_dir / f"{name}.tmp-{uuid.uuid4().hex[:8]}"
+            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        return self._writer
+
+    def _close(self) -> None:
+        assert self._writer is not None and self._tmp is not None
+        self._writer.close()
+        path = self.out_dir / f"part-{len(self.parts):05d}.parquet"
+        os.replace(self._tmp, path)
+        self.parts.append(
+            {
+                "file": f"{path.parent.name}/{path.name}" if self.label == "failures" else path.name,
+                "rows": self._rows,
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+        )
+        self._writer, self._tmp, self._rows, self._bytes = None, None, 0, 0
+
+
+def _staged(files: list[Path], desc: str) -> Iterator[pa.Table]:
+    for path in tqdm(files, desc=desc, unit="shard", disable=len(files) < 2):
+        yield pq.read_table(path).replace_schema_metadata(None)
+
+
+def _remove_beyond(out_dir: Path, count: int) -> None:
+    """Parts left by an earlier consolidation that made more of them, and ones a kill left half-written."""
+    for path in out_dir.glob("part-*.parquet.tmp-*"):
+        path.unlink(missing_ok=True)
+    for path in out_dir.glob("part-*.parquet"):
+        number = path.stem.removeprefix("part-")
+        if number.isdigit() and int(number) >= count:
+            path.unlink()
+
+
+def consolidate(
+    root: Path,
+    images: list[Path],
+    failures: list[Path],
+    schemas: tuple[pa.Schema, pa.Schema],
+    record: dict,
+    target_bytes: int,
+) -> tuple[list[dict], list[dict]]:
+    """Staged images/failures files (in shard order) -> root/part-*.parquet and root/failures/part-*."""
+    corpus_schema, failure_schema = schemas
+    parts = _PartWriter(root, corpus_schema, record, target_bytes, "corpus")
+    for table in _staged(images, "consolidate corpus"):
+        parts.write(table.cast(corpus_schema))
+    failure_parts = _PartWriter(root / "failures", failure_schema, record, target_bytes, "failures")
+    for table in _staged(failures, "consolidate failures"):
+        failure_parts.write(table.cast(failure_schema))
+    done, failed = parts.finish(), failure_parts.finish()
+    _remove_beyond(root, len(done))
+    _remove_beyond(root / "failures", len(failed))
+    return done, failed

@@ -1,0 +1,125 @@
+"""AdamW whose moments are stored in fp16/bf16, and stochastic rounding for half-precision weights.
+
+The paper trained its largest models with "half-precision Adam statistics and half-precision
+stochastically rounded text encoder weights". Storing the two moments in 2 bytes each instead of 4
+takes model + gradients + optimizer from 16 to 12 bytes per fp32 parameter.
+
+Why not simply `.half()` the states: the second moment v is a squared gradient. Gradients of
+1e-5 give v ~ 1e-10, far below fp16's smallest subnormal (6e-8), so v rounds to 0 and the update
+m / (sqrt(v) + eps) blows up. Two things keep every state representable:
+  * we store r = sqrt(v), which spans half as many binary orders of magnitude as v does;
+  * each stored tensor has its own fp32 scale, chosen at every step so that its largest entry
+    sits at 2^15: fp16 then resolves entries down to 2^-39 of that largest one (bf16 down to
+    2^-148), and never overflows.
+The update itself runs in fp32 on the fly: states are decoded, updated, and re-encoded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_TOP = 2.0 ** 15                          # where a tensor's largest |entry| lands after scaling
+
+
+def stochastic_round(x: torch.Tensor, dtype: torch.dtype, generator: torch.Generator | None = None) -> torch.Tensor:
+    """fp32 `x` rounded to `dtype` up or down at random, with P(up) = distance to the lower
+    neighbour / gap, so E[result] == x. Updates smaller than half a unit in the last place then
+    still move a half-precision weight on average instead of vanishing in round-to-nearest."""
+    nearest = x.to(dtype)
+    toward = torch.where(nearest.float() > x, torch.full_like(nearest, -math.inf), torch.full_like(nearest, math.inf))
+    other = torch.nextafter(nearest, toward)                 # the neighbour on x's other side
+    lo = torch.minimum(nearest, other).float()
+    hi = torch.maximum(nearest, other).float()
+    gap = (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
+    p_up = ((x - lo) / gap).clamp_(0, 1)
+    u = torch.rand(x.shape, device=x.device, generator=generator)
+    out = torch.where(u < p_up, hi, lo).to(dtype)
+    return torch.where(nearest.float() == x, nearest, out)   # exactly representable: keep it
+
+
+class _Scaled:
+    """Encode/decode one state tensor as (half tensor, fp32 scale): value = q * scale."""
+
+    @staticmethod
+    def encode(value: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> None:
+        amax = value.abs().amax().float()
+        scale.copy_(torch.where(amax > 0, amax / _TOP, torch.ones_like(amax)))
+        q.copy_(value / scale)
+
+    @staticmethod
+    def decode(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return q.float() * scale
+
+
+class HalfStateAdamW(torch.optim.Optimizer):
+    """AdamW (decoupled weight decay) with fp16/bf16 moments; the arithmetic is fp32.
+
+    Parameters may themselves be fp16/bf16 (e.g. the text encoder, as in the paper): the update
+    is computed in fp32 and written back with stochastic rounding when `stochastic_rounding`.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, state_dtype: str = "fp16", stochastic_rounding: bool = True):
+        if state_dtype not in HALF_DTYPES:
+            raise ValueError(f"state_dtype must be one of {sorted(HALF_DTYPES)}, not {state_dtype!r}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        self.state_dtype = HALF_DTYPES[state_dtype]
+        self.stochastic_rounding = stochastic_rounding
+
+    def _init_state(self, p: torch.Tensor) -> dict:
+        zeros = dict(dtype=self.state_dtype, device=p.device)
+        one = dict(dtype=torch.float32, device=p.device)
+        return {"step": 0, "exp_avg": torch.zeros(p.shape, **zeros), "exp_avg_scale": torch.ones((), **one),
+                "exp_avg_sq_sqrt": torch.zeros(p.shape, **zeros), "exp_avg_sq_sqrt_scale": torch.ones((), **one)}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(self._init_state(p))
+                state["step"] += 1
+                g = p.grad.float()
+                m = _Scaled.decode(state["exp_avg"], state["exp_avg_scale"])
+                r = _Scaled.decode(state["exp_avg_sq_sqrt"], state["exp_avg_sq_sqrt_scale"])
+                m.lerp_(g, 1 - beta1)                                           # m = b1 m + (1-b1) g
+                v = r.square_().mul_(beta2).addcmul_(g, g, value=1 - beta2)     # v = b2 v + (1-b2) g^2
+                r = v.sqrt_()
+                _Scaled.encode(m, state["exp_avg"], state["exp_avg_scale"])
+                _Scaled.encode(r, state["exp_avg_sq_sqrt"], state["exp_avg_sq_sqrt_scale"])
+
+                t = state["step"]
+                step_size = lr / (1 - beta1 ** t)
+                denom = r.div_(math.sqrt(1 - beta2 ** t)).add_(eps)
+                w = p if p.dtype == torch.float32 else p.float()
+                w.mul_(1 - lr * wd)                                             # decoupled decay
+                w.addcdiv_(m, denom, value=-step_size)
+                if w is not p:
+                    p.copy_(stochastic_round(w, p.dtype) if self.stochastic_rounding else w)
+        return loss
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch casts loaded floating states to the parameter's dtype; put ours back in half."""
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            for key in ("exp_avg", "exp_avg_sq_sqrt"):
+                state[key] = state[key].to(self.state_dtype)
+                state[key + "_scale"] = state[key + "_scale"].float()
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held in the optimizer's state tensors (moments, scales, step counters)."""
+    return sum(v.numel() * v.element_size() for s in optimizer.state.values()
+               for v in s.values() if torch.is_tensor(v))
