@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -31,6 +32,7 @@ class LoopbackServer:
         self.port = port  # 0: any free port
         self.max_requests = max_requests  # a bound, so a runaway client loop ends
         self.requests = 0
+        self.hits: Counter[str] = Counter()  # requests per path, e.g. to prove a retry loop is bounded
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -48,6 +50,7 @@ class LoopbackServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 with server._lock:
                     server.requests += 1
+                    server.hits[self.path] += 1
                     over = server.requests > server.max_requests
                 resp = Response(503, b"request budget spent") if over else server.app(self.path)
                 if resp.delay_s:

@@ -10,7 +10,6 @@ import glob
 import hashlib
 import io
 import json
-import threading
 from collections import Counter
 
 import polars as pl
@@ -68,17 +67,8 @@ FAILED = {
 }
 
 
-class CountingApp:
-    """The routes, counting requests per path (the server's handler threads call it concurrently)."""
-
-    def __init__(self) -> None:
-        self.hits: Counter = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, path: str) -> Response:
-        with self._lock:
-            self.hits[path] += 1
-        return ROUTES.get(path.split("?")[0], Response(404, b"", "text/plain"))
+def route(path: str) -> Response:
+    return ROUTES.get(path.split("?")[0], Response(404, b"", "text/plain"))
 
 
 def make_selected(out_dir, base_url: str, paths: list[str]) -> list[str]:
@@ -108,8 +98,7 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
     cfg = DownloadConfig(
         image_size=64, timeout_s=1, thread_count=8, rows_per_input_shard=6, part_target_bytes=2_500
     )
-    app = CountingApp()
-    with LoopbackServer(app, max_requests=500) as server:
+    with LoopbackServer(route, max_requests=500) as server:
         paths = list(SIZES) + list(FAILED)
         paths += [f"{p}?copy=2" for p in SIZES]  # the same image under another URL is another pair
         make_selected(tmp_path / "selected", server.url, paths)
@@ -122,8 +111,8 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
         assert len(manifest["download_shards"]) == 3  # 18 rows, 6 per shard
 
         # One request per URL, except the redirect loop: urllib stops after 4 visits of one URL.
-        assert app.hits["/loop.jpg"] == 5
-        assert sum(app.hits.values()) == len(paths) + 4 == server.requests
+        assert server.hits["/loop.jpg"] == 5
+        assert sum(server.hits.values()) == len(paths) + 4 == server.requests
 
         parts = corpus_parts(corpus)
         assert len(parts) >= 3 and [s["file"] for s in manifest["shards"]] == [
@@ -178,7 +167,7 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
 
 def test_area_limit_refuses_a_huge_image_in_process(tmp_path):
     """One shard, run in this process (no Ray): the 30 MP image is refused when the limit says so."""
-    with LoopbackServer(CountingApp(), max_requests=10) as server:
+    with LoopbackServer(route, max_requests=10) as server:
         make_selected(tmp_path / "selected", server.url, ["/huge.jpg", "/good.jpg"])
         part = str(tmp_path / "selected" / "part-00000.parquet")
         cfg = DownloadConfig(image_size=64, timeout_s=5, thread_count=2, max_image_area=20_000_000)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,18 +24,9 @@ ROWS, ROWS_PER_SHARD = 20, 4  # 5 download shards
 DELAY_S = 0.4  # per image, one download thread per shard: a shard takes ~2 s
 
 
-class SlowImages:
-    def __init__(self) -> None:
-        self.hits: Counter = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, path: str) -> Response:
-        with self._lock:
-            self.hits[path] += 1
-        n = int(path.strip("/").split(".")[0])
-        return Response(
-            200, image_bytes(64 + n, 48, color=(n * 12 % 256, 80, 160)), "image/jpeg", delay_s=DELAY_S
-        )
+def slow_image(path: str) -> Response:
+    n = int(path.strip("/").split(".")[0])
+    return Response(200, image_bytes(64 + n, 48, color=(n * 12 % 256, 80, 160)), "image/jpeg", delay_s=DELAY_S)
 
 
 def download_cmd(selected: Path, corpus: Path) -> list[str]:
@@ -74,13 +64,13 @@ def session_processes(sid: int) -> list[int]:
     return alive
 
 
-def wait_quiet(app: SlowImages, seconds: float = 2.0, limit_s: float = 30.0) -> None:
+def wait_quiet(server: LoopbackServer, seconds: float = 2.0, limit_s: float = 30.0) -> None:
     """Until no request has arrived for `seconds`: nothing of the killed run is still fetching."""
     deadline = time.time() + limit_s
-    last, since = sum(app.hits.values()), time.time()
+    last, since = sum(server.hits.values()), time.time()
     while time.time() < deadline:
         time.sleep(0.2)
-        now = sum(app.hits.values())
+        now = sum(server.hits.values())
         if now != last:
             last, since = now, time.time()
         elif time.time() - since >= seconds:
@@ -90,8 +80,7 @@ def wait_quiet(app: SlowImages, seconds: float = 2.0, limit_s: float = 30.0) -> 
 
 @pytest.mark.slow
 def test_killed_download_resumes_only_unfinished_shards(tmp_path):
-    app = SlowImages()
-    with LoopbackServer(app, max_requests=200) as server:
+    with LoopbackServer(slow_image, max_requests=200) as server:
         make_selected(tmp_path / "selected", server.url, [f"/{i}.jpg" for i in range(ROWS)])
         selected = pq.read_table(tmp_path / "selected" / "part-00000.parquet")  # key order = shard order
         shard_paths = [
@@ -119,17 +108,17 @@ def test_killed_download_resumes_only_unfinished_shards(tmp_path):
                 break
             time.sleep(0.1)
         assert not session_processes(first.pid)
-        wait_quiet(app)
+        wait_quiet(server)
         finished = {int(Path(p).stem) for p in glob.glob(f"{corpus}/_shards/*.json")}
         assert 1 <= len(finished) < len(shard_paths)
         assert not (corpus / "_SUCCESS.json").exists()
-        before = Counter(app.hits)
+        before = Counter(server.hits)
 
         rerun = subprocess.run(
             download_cmd(tmp_path / "selected", corpus), env=run_env(), capture_output=True
         )
         assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
-        fetched = Counter(app.hits)
+        fetched = Counter(server.hits)
         fetched.subtract(before)
         unfinished = set().union(*(p for s, p in enumerate(shard_paths) if s not in finished))
         assert {p for p, n in fetched.items() if n} == unfinished  # only the unfinished shards' rows

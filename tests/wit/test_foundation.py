@@ -72,3 +72,4 @@ def test_loopback_server_serves_routes_and_bounds_requests():
             urllib.request.urlopen(server.url + "/ok", timeout=5)
         assert err.value.code == 503
         assert server.requests == 3
+        assert server.hits == {"/ok": 2, "/nope": 1}
