@@ -21,18 +21,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray.data
 
 from pipeline.config import BalanceConfig
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
+from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json, write_parquet
 from wit.config import to_dict
 from wit.errors import WitError
@@ -126,13 +125,13 @@ def _claim_and_stage(
 
 def stage_parts(stage_dir: str, stage: str, next_step: str) -> list[str]:
     """The part files of a finished stage directory, in key order; WitError if it is not finished."""
-    if not Path(stage_dir).is_dir():
+    if not storage.is_dir(stage_dir):
         raise WitError(f"{stage} directory {stage_dir} does not exist", hint=f"run `{next_step}` first")
     if not is_done(stage_dir):
         raise WitError(
             f"{stage} directory {stage_dir} is incomplete (no _SUCCESS.json)", hint=f"rerun `{next_step}`"
         )
-    return sorted(str(p) for p in Path(stage_dir).glob("part-*.parquet"))
+    return storage.glob(stage_dir, "part-*.parquet")
 
 
 def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()) -> dict:
@@ -142,20 +141,22 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     parts = stage_parts(matched_dir, "matched", "wit pipeline match")
     inputs = {"matched": input_fingerprint(parts)}
     if is_done(out_dir):
-        done = read_json(Path(out_dir) / "_SUCCESS.json")
+        done = read_json(storage.join(out_dir, "_SUCCESS.json"))
         if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
             return done["stats"]
         print(f"balance: {out_dir} was made from other inputs or another config; recomputing it")
     ensure_ray()
+    storage.makedirs(out_dir)  # a missing bucket fails here, before any work
     clear_outputs(out_dir)
-    (Path(out_dir) / QUERY_STATS).unlink(missing_ok=True)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    storage.remove(storage.join(out_dir, QUERY_STATS))
     start = time.time()
     cap, seed = cfg.cap_per_query, cfg.seed
     record = provenance("balance", cfg, inputs=inputs)
 
+    paths, filesystem = storage.for_ray_data(parts)
+
     def read() -> ray.data.Dataset:
-        return ray.data.read_parquet(parts, override_num_blocks=cfg.read_blocks)
+        return ray.data.read_parquet(paths, override_num_blocks=cfg.read_blocks, filesystem=filesystem)
 
     per_pass = {"batch_format": "pyarrow", "batch_size": None, "concurrency": cfg.concurrency}
 
@@ -193,7 +194,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
             rows_in += int(t["rows"])
             selected_rows += int(t["selected"])
     files = merge_staged(out_dir, record, dedupe=False)
-    claimed = _claimed_per_query([str(Path(out_dir) / f["file"]) for f in files])
+    claimed = _claimed_per_query([storage.join(out_dir, f["file"]) for f in files])
     query_ids = sorted(matched_per_query)
     query_stats = pa.table(
         {
@@ -202,8 +203,8 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
             "claimed": pa.array([claimed.get(q, 0) for q in query_ids], pa.int64()),
         }
     )
-    write_parquet(query_stats, Path(out_dir) / QUERY_STATS, record)
-    matched_stats = read_json(Path(matched_dir) / "_SUCCESS.json").get("stats", {})
+    write_parquet(query_stats, storage.join(out_dir, QUERY_STATS), record)
+    matched_stats = read_json(storage.join(matched_dir, "_SUCCESS.json")).get("stats", {})
     stats = {
         "stage": "balance",
         "cap_per_query": cap,
@@ -223,7 +224,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     assert stats["output_rows"] == selected_rows, stats
     assert all(claimed.get(q, 0) == min(matched_per_query[q], cap) for q in query_ids), "claim counts"
     assert set(claimed) <= set(matched_per_query), "claims of unmatched queries"
-    write_json(stats, Path(out_dir) / "stats.json")
+    write_json(stats, storage.join(out_dir, "stats.json"))
     mark_done(out_dir, {**record, "stats": stats})
     return stats
 
@@ -231,7 +232,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
 def _claimed_per_query(files: list[str]) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
     for path in files:
-        ids = pc.list_flatten(pq.read_table(path, columns=["claimed_by"])["claimed_by"]).to_numpy(
+        ids = pc.list_flatten(storage.read_table(path, columns=["claimed_by"])["claimed_by"]).to_numpy(
             zero_copy_only=False
         )
         for q, c in zip(*np.unique(ids, return_counts=True)):

@@ -13,7 +13,8 @@ _RAW = argparse.RawDescriptionHelpFormatter
 MATCH_HELP = """\
 Keep the pool pairs whose alt text contains a query as whole words (Aho-Corasick on Ray Data).
 
-inputs:  POOL...    Parquet/TSV/CSV/JSONL files or directories with a URL column (url/URL) and a
+inputs:  POOL...    Parquet/TSV/CSV/JSONL files or directories (local, or s3://, gs:// URIs, like every
+                    path of every stage) with a URL column (url/URL) and a
                     text column (caption/TEXT/text/alt); other names via --url-col/--text-col.
                     Headerless TSV/CSV (Conceptual Captions' caption<TAB>url) is detected; its
                     columns are f0, f1, ... Common Crawl WARC (.warc.gz): every <img src alt> of

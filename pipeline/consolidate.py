@@ -5,8 +5,8 @@ Download shards are sized for work (rows per Ray task); corpus parts are sized f
 cheap, many enough for every training worker to read its own). Rows keep the order of the download
 shards, which are fixed slices of selected/ in key order, so the corpus is the same row for row
 whatever was interrupted and resumed on the way. Each part is written under a temporary name with
-the stage's provenance in its key-value metadata, then renamed; the manifest lists parts, row
-counts, bytes and sha256.
+the stage's provenance in its key-value metadata, then renamed (at a cloud URI: written to its
+final key, one object, no rename); the manifest lists parts, row counts, bytes and sha256.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from wit import storage
 from wit.artifacts import METADATA_KEY
 
 ROW_GROUP_ROWS = 1_000  # ~20 MB of 256 px JPEGs: Ray Data and Polars split reads by row group
@@ -38,9 +38,9 @@ def row_bytes(table: pa.Table) -> pa.Array:
     return total
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_input_stream(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -49,16 +49,16 @@ def sha256_file(path: Path) -> str:
 class _PartWriter:
     """Writes part-00000.parquet, part-00001.parquet, ... each closed once it reaches target_bytes."""
 
-    def __init__(self, out_dir: Path, schema: pa.Schema, record: dict, target_bytes: int, label: str):
+    def __init__(self, out_dir: str, schema: pa.Schema, record: dict, target_bytes: int, label: str):
         self.out_dir, self.target_bytes, self.label = out_dir, target_bytes, label
         meta = dict(schema.metadata or {})
         meta[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
         self.schema = schema.with_metadata(meta)
         self.parts: list[dict[str, Any]] = []
         self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
+        self._tmp: str | None = None
         self._rows = self._bytes = 0
-        out_dir.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(out_dir)
 
     def write(self, table: pa.Table) -> None:
         sizes = row_bytes(table).to_pylist()
@@ -85,45 +85,50 @@ class _PartWriter:
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
             name = f"part-{len(self.parts):05d}.parquet"
-            self._tmp = self.out_dir / f"{name}.tmp-{uuid.uuid4().hex[:8]}"
-            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+            # An object store has no rename, and an object appears only once its upload completes.
+            remote = storage.is_uri(self.out_dir)
+            self._tmp = storage.join(self.out_dir, name if remote else f"{name}.tmp-{uuid.uuid4().hex[:8]}")
+            fs, target = storage.resolve(self._tmp)
+            self._writer = pq.ParquetWriter(target, self.schema, filesystem=fs)
         return self._writer
 
     def _close(self) -> None:
         assert self._writer is not None and self._tmp is not None
         self._writer.close()
-        path = self.out_dir / f"part-{len(self.parts):05d}.parquet"
-        os.replace(self._tmp, path)
+        name = f"part-{len(self.parts):05d}.parquet"
+        path = storage.join(self.out_dir, name)
+        if path != self._tmp:
+            os.replace(self._tmp, path)
         self.parts.append(
             {
-                "file": f"{path.parent.name}/{path.name}" if self.label == "failures" else path.name,
+                "file": f"{storage.name(self.out_dir)}/{name}" if self.label == "failures" else name,
                 "rows": self._rows,
-                "bytes": path.stat().st_size,
+                "bytes": storage.size(path),
                 "sha256": sha256_file(path),
             }
         )
         self._writer, self._tmp, self._rows, self._bytes = None, None, 0, 0
 
 
-def _staged(files: list[Path], desc: str) -> Iterator[pa.Table]:
+def _staged(files: list[str], desc: str) -> Iterator[pa.Table]:
     for path in tqdm(files, desc=desc, unit="shard", disable=len(files) < 2):
-        yield pq.read_table(path).replace_schema_metadata(None)
+        yield storage.read_table(path).replace_schema_metadata(None)
 
 
-def _remove_beyond(out_dir: Path, count: int) -> None:
+def _remove_beyond(out_dir: str, count: int) -> None:
     """Parts left by an earlier consolidation that made more of them, and ones a kill left half-written."""
-    for path in out_dir.glob("part-*.parquet.tmp-*"):
-        path.unlink(missing_ok=True)
-    for path in out_dir.glob("part-*.parquet"):
-        number = path.stem.removeprefix("part-")
+    for path in storage.glob(out_dir, "part-*.parquet.tmp-*"):
+        storage.remove(path)
+    for path in storage.glob(out_dir, "part-*.parquet"):
+        number = storage.name(path).removesuffix(".parquet").removeprefix("part-")
         if number.isdigit() and int(number) >= count:
-            path.unlink()
+            storage.remove(path)
 
 
 def consolidate(
-    root: Path,
-    images: list[Path],
-    failures: list[Path],
+    root: str,
+    images: list[str],
+    failures: list[str],
     schemas: tuple[pa.Schema, pa.Schema],
     record: dict,
     target_bytes: int,
@@ -133,10 +138,11 @@ def consolidate(
     parts = _PartWriter(root, corpus_schema, record, target_bytes, "corpus")
     for table in _staged(images, "consolidate corpus"):
         parts.write(table.cast(corpus_schema))
-    failure_parts = _PartWriter(root / "failures", failure_schema, record, target_bytes, "failures")
+    failures_dir = storage.join(root, "failures")
+    failure_parts = _PartWriter(failures_dir, failure_schema, record, target_bytes, "failures")
     for table in _staged(failures, "consolidate failures"):
         failure_parts.write(table.cast(failure_schema))
     done, failed = parts.finish(), failure_parts.finish()
     _remove_beyond(root, len(done))
-    _remove_beyond(root / "failures", len(failed))
+    _remove_beyond(storage.join(root, "failures"), len(failed))
     return done, failed

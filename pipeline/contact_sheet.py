@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-from pathlib import Path
 from typing import Any
 
-import polars as pl
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.inspect import _files, _find_queries, summarize
+from pipeline.inspect import _files, _find_queries, scan, summarize
+from wit import storage
 
 THUMB_PX = 160
 
@@ -50,11 +49,11 @@ def _thumbnail(jpg: bytes | None) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _query_names(path: Path, queries: str | None) -> dict[int, str]:
+def _query_names(path: str, queries: str | None) -> dict[int, str]:
     found = _find_queries(path, queries)
     if found is None:
         return {}
-    table = pl.read_parquet(found, columns=["query_id", "query"])
+    table = scan([found]).select("query_id", "query").collect()
     return dict(zip(table["query_id"].to_list(), table["query"].to_list()))
 
 
@@ -92,11 +91,12 @@ def _facts(summary: dict[str, Any]) -> str:
     return " · ".join(facts)
 
 
-def write_contact_sheet(path: str, out: str, queries: str | None = None, n: int = 60) -> Path:
-    """The first `n` rows of a stage's output as an HTML contact sheet at `out`; returns its path."""
-    root = Path(path)
+def write_contact_sheet(path: str, out: str, queries: str | None = None, n: int = 60) -> str:
+    """The first `n` rows of a stage's output as an HTML contact sheet at `out` (a local path or a
+    cloud URI); returns its path."""
+    root = str(path)
     summary = summarize(path, queries=queries, n=0)
-    lf = pl.scan_parquet(_files(root))
+    lf = scan(_files(root))
     wanted = ["key", "url", "caption", "text", "query", "query_ids", "claimed_by", "jpg", "width", "height",
               "original_width", "original_height", "reason", "error_message"]  # fmt: skip
     columns = [c for c in wanted if c in summary["columns"]]
@@ -111,7 +111,4 @@ def write_contact_sheet(path: str, out: str, queries: str | None = None, n: int 
         f"</head><body><h1>{title}</h1><p class='facts'>{html.escape(_facts(summary))}"
         f" · showing {len(rows)}</p><div class='grid'>{''.join(cards)}</div></body></html>\n"
     )
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
-    return target
+    return storage.write_text(out, page)

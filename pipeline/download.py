@@ -14,6 +14,10 @@ Download shards are fixed slices of selected/ (read in key order), so shard N is
 every run: a rerun after a kill redoes only the shards without a marker, then consolidates, and the
 corpus equals an uninterrupted run's. Readers should read `corpus/part-*.parquet` (a plain directory
 read by Ray Data also descends into failures/).
+
+corpus/ may be a cloud URI (wit.storage): img2dataset then works in a node-local scratch directory
+(its output is only read back, never kept), and the staged shards, markers and parts are written to
+the bucket directly, `_SUCCESS.json` last.
 """
 
 from __future__ import annotations
@@ -23,10 +27,8 @@ import hashlib
 import shutil
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import ray
 from tqdm import tqdm
 
@@ -38,9 +40,11 @@ from pipeline.download_shard import (
     FAILURE_SCHEMA,
     SHARD_MARKERS,
     download_shard,
+    local_work_dir,
     staged_name,
 )
 from pipeline.shards import input_fingerprint
+from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
 from wit.config import to_dict
 from wit.errors import WitError
@@ -55,7 +59,7 @@ def plan_shards(parts: list[str], rows_per_shard: int) -> list[list[Source]]:
     current: list[Source] = []
     room = rows_per_shard
     for path in parts:
-        rows, start = pq.ParquetFile(path).metadata.num_rows, 0
+        rows, start = storage.num_rows(path), 0
         while start < rows:
             take = min(room, rows - start)
             current.append((path, start, take))
@@ -73,7 +77,7 @@ def shard_digests(plan: list[list[Source]]) -> list[str]:
 
     @functools.lru_cache(maxsize=2)  # shards walk the files in order: each file is read once
     def rows(path: str) -> tuple[list, list]:
-        table = pq.read_table(path, columns=["key", "query_ids"])
+        table = storage.read_table(path, columns=["key", "query_ids"])
         return table["key"].to_pylist(), table["query_ids"].to_pylist()
 
     digests = []
@@ -87,13 +91,15 @@ def shard_digests(plan: list[list[Source]]) -> list[str]:
     return digests
 
 
-def _finished(corpus_dir: Path, shard: int, digest: str, cfg: dict[str, Any]) -> dict | None:
-    marker_path = corpus_dir / SHARD_MARKERS / f"{shard:05d}.json"
-    if not marker_path.exists():
+def _finished(corpus_dir: str, shard: int, digest: str, cfg: dict[str, Any]) -> dict | None:
+    marker_path = storage.join(corpus_dir, SHARD_MARKERS, f"{shard:05d}.json")
+    if not storage.exists(marker_path):
         return None
     marker = read_json(marker_path)
     same = marker.get("rows_sha1") == digest and marker["config"] == cfg
-    staged = all((corpus_dir / staged_name(shard, what)).exists() for what in ("images", "failures"))
+    staged = all(
+        storage.exists(storage.join(corpus_dir, staged_name(shard, what))) for what in ("images", "failures")
+    )
     return marker if same and staged else None
 
 
@@ -109,7 +115,7 @@ def _validate(cfg: DownloadConfig) -> None:
 
 
 def run_shards(
-    plan: list[list[Source]], corpus_dir: Path, cfg: DownloadConfig
+    plan: list[list[Source]], corpus_dir: str, cfg: DownloadConfig
 ) -> tuple[list[dict], set[int]]:
     """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns markers, skipped ids."""
     cfg_dict = to_dict(cfg)
@@ -135,9 +141,9 @@ def run_shards(
     return [markers[s] for s in range(len(plan))], skipped
 
 
-def _stage_stats(stage_dir: Path) -> dict | None:
-    path = stage_dir / "stats.json"
-    if not path.exists():
+def _stage_stats(stage_dir: str) -> dict | None:
+    path = storage.join(stage_dir, "stats.json")
+    if not storage.exists(path):
         return None
     stats = read_json(path)
     return {k: v for k, v in stats.items() if k not in ("queries", "files")}
@@ -148,20 +154,21 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     _validate(cfg)
     parts = stage_parts(selected_dir, "selected", "wit pipeline balance")
     inputs = {"selected": input_fingerprint(parts)}
-    root = Path(corpus_dir)
+    root = str(corpus_dir)
     if is_done(root):
-        done = read_json(root / "_SUCCESS.json")
+        done = read_json(storage.join(root, "_SUCCESS.json"))
         if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
-            return read_json(root / "manifest.json")
+            return read_json(storage.join(root, "manifest.json"))
         print(f"download: {corpus_dir} was made from other inputs or another config; redoing what changed")
-        (root / "_SUCCESS.json").unlink()
+        storage.remove(storage.join(root, "_SUCCESS.json"))
+    storage.makedirs(root)  # a missing bucket fails here, before any work
     ensure_ray()
     start = time.time()
     plan = plan_shards(parts, cfg.rows_per_input_shard)
     markers, skipped = run_shards(plan, root, cfg)
     seconds = time.time() - start
 
-    selected_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    selected_rows = sum(storage.num_rows(p) for p in parts)
     corpus_rows = sum(m["corpus_rows"] for m in markers)
     failure_rows = sum(m["failure_rows"] for m in markers)
     if corpus_rows + failure_rows != selected_rows:  # every selected row ends in exactly one place
@@ -186,14 +193,14 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     record = provenance("download", cfg, inputs=inputs)
     parts_written, failure_parts = consolidate(
         root,
-        [root / staged_name(s, "images") for s in range(len(plan))],
-        [root / staged_name(s, "failures") for s in range(len(plan))],
+        [storage.join(root, staged_name(s, "images")) for s in range(len(plan))],
+        [storage.join(root, staged_name(s, "failures")) for s in range(len(plan))],
         (CORPUS_SCHEMA, FAILURE_SCHEMA),
         record,
         cfg.part_target_bytes,
     )
     assert sum(p["rows"] for p in parts_written) == corpus_rows
-    selected_path = Path(selected_dir)
+    selected_path = str(selected_dir)
     manifest = {
         **record,
         "counts": {
@@ -214,30 +221,30 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "failure_shards": failure_parts,
         "download_shards": [{k: v for k, v in m.items() if k != "config"} for m in markers],
     }
-    write_json(stats, root / "stats.json")
-    write_json(manifest, root / "manifest.json")
+    write_json(stats, storage.join(root, "stats.json"))
+    write_json(manifest, storage.join(root, "manifest.json"))
     mark_done(root, {**record, "stats": stats})
     # Staged shards are now in the parts; the markers' facts are in the manifest.
-    shutil.rmtree(root / SHARD_MARKERS, ignore_errors=True)
-    shutil.rmtree(root / "_tmp", ignore_errors=True)
+    storage.remove_tree(storage.join(root, SHARD_MARKERS))
+    shutil.rmtree(local_work_dir(root), ignore_errors=True)
     return manifest
 
 
-def _matched_dir(selected_dir: Path) -> Path:
+def _matched_dir(selected_dir: str) -> str:
     """Where balance read its input, from its provenance (else the sibling matched/)."""
-    done = selected_dir / "_SUCCESS.json"
-    if done.exists():
+    done = storage.join(selected_dir, "_SUCCESS.json")
+    if storage.exists(done):
         matched = read_json(done).get("inputs", {}).get("matched") or []
         if matched:
-            return Path(matched[0]["path"]).parent
-    return selected_dir.parent / "matched"
+            return storage.parent(matched[0]["path"])
+    return storage.join(storage.parent(selected_dir), "matched")
 
 
-def _failure_examples(root: Path, failure_parts: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
+def _failure_examples(root: str, failure_parts: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
     """A few distinct raw error messages per reason class, so the classes can be checked by eye."""
     examples: dict[str, list[str]] = {}
     for part in failure_parts:
-        table = pq.read_table(root / part["file"], columns=["reason", "error_message"])
+        table = storage.read_table(storage.join(root, part["file"]), columns=["reason", "error_message"])
         for reason, message in zip(table["reason"].to_pylist(), table["error_message"].to_pylist()):
             seen = examples.setdefault(reason, [])
             if len(seen) < per_reason and message not in seen:

@@ -10,7 +10,8 @@ and is restored afterwards. Its Parquet keeps failed rows (null jpg, status, err
 lost altogether (an exception inside its sample loop) are found by comparing keys and recorded as
 failures with status "lost", so every input row lands in exactly one of the shard's two staged
 files, `_shards/NNNNN.images.parquet` or `_shards/NNNNN.failures.parquet` (pipeline.consolidate
-then cuts them into the corpus parts).
+then cuts them into the corpus parts). img2dataset writes to a real disk only: `corpus/_tmp/` for a
+local corpus, a node-local scratch directory for a corpus at a cloud URI.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import DownloadConfig
+from wit import storage
 from wit.artifacts import write_json, write_parquet
 from wit.config import from_dict
 
@@ -95,9 +97,16 @@ def staged_name(shard: int, what: str) -> str:
     return f"{SHARD_MARKERS}/{shard:05d}.{what}.parquet"
 
 
+def local_work_dir(corpus_dir: str) -> Path:
+    """Where img2dataset's files go while shards run: corpus/_tmp locally, node-local scratch for a URI."""
+    if storage.is_uri(corpus_dir):
+        return storage.scratch_dir(corpus_dir, "download")
+    return Path(corpus_dir) / "_tmp"
+
+
 def read_sources(sources: list[tuple[str, int, int]]) -> pa.Table:
     """The selected rows of a shard: (file, first row, row count) slices, concatenated."""
-    tables = [pq.read_table(path).slice(start, length) for path, start, length in sources]
+    tables = [storage.read_table(path).slice(start, length) for path, start, length in sources]
     table = pa.concat_tables(tables)
     # img2dataset's column order: the extra columns, then caption, then url (its Reader's column_list).
     return pa.table(
@@ -210,8 +219,8 @@ def download_shard(
     is redone from scratch on the next run (a killed task leaves only _tmp/ behind).
     """
     cfg = from_dict(DownloadConfig, cfg_dict)
-    root = Path(corpus_dir)
-    work = root / "_tmp" / f"shard-{shard:05d}"
+    root = str(corpus_dir)
+    work = local_work_dir(root) / f"shard-{shard:05d}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     start = time.time()
@@ -228,10 +237,9 @@ def download_shard(
             f"shard {shard}: {selected.num_rows} rows in, {corpus.num_rows}+{failures.num_rows} out"
         )
     # Staged files are intermediate (consolidation rewrites them), so they carry no provenance.
-    write_parquet(corpus, root / staged_name(shard, "images"), {"stage": "download-shard", "shard": shard})
-    write_parquet(
-        failures, root / staged_name(shard, "failures"), {"stage": "download-shard", "shard": shard}
-    )
+    record = {"stage": "download-shard", "shard": shard}
+    write_parquet(corpus, storage.join(root, staged_name(shard, "images")), record)
+    write_parquet(failures, storage.join(root, staged_name(shard, "failures")), record)
     marker = {
         "shard": shard,
         "sources": [list(s) for s in sources],
@@ -243,6 +251,6 @@ def download_shard(
         "failure_reasons": dict(Counter(failures["reason"].to_pylist())),
         "seconds": round(time.time() - start, 3),
     }
-    write_json(marker, root / SHARD_MARKERS / f"{shard:05d}.json")
+    write_json(marker, storage.join(root, SHARD_MARKERS, f"{shard:05d}.json"))
     shutil.rmtree(work, ignore_errors=True)
     return marker

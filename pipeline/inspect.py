@@ -2,6 +2,8 @@
 
 The kind is told by the columns, so a single part file works as well as a directory. Only the
 columns a summary needs are scanned; image bytes are never loaded except to show their length.
+A cloud URI is read through our pyarrow filesystem (wit.storage) as a Polars scan of a pyarrow
+dataset, so Polars needs no credentials or endpoint of its own.
 """
 
 from __future__ import annotations
@@ -11,23 +13,33 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.dataset as pads
 
+from wit import storage
 from wit.errors import WitError
 
 TOP = 20
 
 
-def _files(path: Path) -> list[str]:
-    if path.is_file():
-        return [str(path)]
-    if not path.is_dir():
+def _files(path: str) -> list[str]:
+    if storage.is_file(path):
+        return [path]
+    if not storage.is_dir(path):
         raise WitError(f"{path} does not exist")
-    files = sorted(path.glob("part-*.parquet")) or sorted(path.glob("*.parquet"))
+    files = storage.glob(path, "part-*.parquet") or storage.glob(path, "*.parquet")
     if not files:
         raise WitError(
             f"{path} holds no Parquet files", hint="point inspect at a stage directory or a .parquet file"
         )
-    return [str(f) for f in files]
+    return files
+
+
+def scan(files: list[str]) -> pl.LazyFrame:
+    """A lazy scan of Parquet files, local (Polars' own reader) or at a URI (a pyarrow dataset)."""
+    paths, filesystem = storage.for_ray_data(files)
+    if filesystem is None:
+        return pl.scan_parquet(files)
+    return pl.scan_pyarrow_dataset(pads.dataset(paths, filesystem=filesystem, format="parquet"))
 
 
 def _kind(columns: list[str]) -> str:
@@ -44,10 +56,10 @@ def _kind(columns: list[str]) -> str:
     return "pool" if "url" in columns else "unknown"
 
 
-def _bytes_on_disk(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _bytes_on_disk(path: str) -> int:
+    if storage.is_file(path):
+        return storage.size(path)
+    return sum(size for _, size in storage.walk_files(path))
 
 
 def _describe(lf: pl.LazyFrame, expr: pl.Expr) -> dict[str, Any]:
@@ -64,26 +76,26 @@ def _describe(lf: pl.LazyFrame, expr: pl.Expr) -> dict[str, Any]:
     return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
 
 
-def _find_queries(path: Path, queries: str | None) -> Path | None:
+def _find_queries(path: str, queries: str | None) -> str | None:
     if queries:
-        return Path(queries)
-    base = path if path.is_dir() else path.parent
+        return queries
+    base = path if storage.is_dir(path) else storage.parent(path)
     for candidate in (
-        base / "queries.parquet",
-        base.parent / "queries.parquet",
-        base.parent.parent / "queries.parquet",
+        storage.join(base, "queries.parquet"),
+        storage.join(storage.parent(base), "queries.parquet"),
+        storage.join(storage.parent(storage.parent(base)), "queries.parquet"),
     ):
-        if candidate.is_file() and candidate.resolve() != path.resolve():
+        if storage.is_file(candidate) and storage.display(candidate) != storage.display(path):
             return candidate
     return None
 
 
-def _per_query(lf: pl.LazyFrame, column: str, queries: Path | None) -> dict[str, Any]:
+def _per_query(lf: pl.LazyFrame, column: str, queries: str | None) -> dict[str, Any]:
     counts = (
         lf.select(pl.col(column).explode().alias("query_id")).drop_nulls().group_by("query_id").len("pairs")
     )
     if queries is not None:
-        names = pl.scan_parquet(str(queries)).select(pl.col("query_id").cast(pl.Int64), "query")
+        names = scan([queries]).select(pl.col("query_id").cast(pl.Int64), "query")
         counts = counts.with_columns(pl.col("query_id").cast(pl.Int64)).join(names, on="query_id", how="left")
     ranked = counts.sort(["pairs", "query_id"], descending=[True, False]).collect()
     pairs = ranked["pairs"]
@@ -103,16 +115,16 @@ def _per_query(lf: pl.LazyFrame, column: str, queries: Path | None) -> dict[str,
 
 def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, Any]:
     """A JSON-ready summary of a stage directory or Parquet file."""
-    root = Path(path)
+    root = str(path) if storage.is_uri(path) else str(Path(path))
     files = _files(root)
     try:
-        lf = pl.scan_parquet(files)
+        lf = scan(files)
         columns = lf.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as err:
         raise WitError(f"cannot read {path} as Parquet: {err}") from err
     kind = _kind(columns)
     out: dict[str, Any] = {
-        "path": str(root),
+        "path": root,
         "kind": kind,
         "files": len(files),
         "rows": lf.select(pl.len()).collect().item(),
@@ -125,9 +137,10 @@ def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, An
     if kind == "corpus":
         for c in ("width", "height", "original_width", "original_height"):
             out[c] = _describe(lf, pl.col(c))
-        failures = root / "failures"
-        if root.is_dir() and failures.is_dir() and any(failures.glob("*.parquet")):
-            fl = pl.scan_parquet(str(failures / "*.parquet"))
+        failures = storage.join(root, "failures")
+        failure_files = storage.glob(failures, "*.parquet") if storage.is_dir(root) else []
+        if failure_files:
+            fl = scan(failure_files)
             reason = "reason" if "reason" in fl.collect_schema().names() else "status"
             by_reason = (
                 fl.group_by(reason).len("rows").sort(["rows", reason], descending=[True, False]).collect()
@@ -154,10 +167,10 @@ def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, An
         for row, size in zip(samples, sizes):
             row["jpg_bytes"] = size
     out["samples"] = samples
-    stats = root / "stats.json" if root.is_dir() else None
-    if stats is not None and stats.exists():
+    stats = storage.join(root, "stats.json") if storage.is_dir(root) else None
+    if stats is not None and storage.exists(stats):
         out["stage_stats"] = {
-            k: v for k, v in json.loads(stats.read_text()).items() if k not in ("queries", "files")
+            k: v for k, v in json.loads(storage.read_text(stats)).items() if k not in ("queries", "files")
         }
     return out
 

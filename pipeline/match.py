@@ -20,24 +20,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import time
 from collections import Counter
-from pathlib import Path
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import ahocorasick
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
 from pipeline.config import MatchConfig
 from pipeline.pool import pool_files, read_pool
 from pipeline.shards import STAGING, clear_outputs, input_fingerprint, merge_staged, stage_rows
-from queries.normalize import normalize
+from queries.normalize import normalize, tokens_of_texts
 from queries.schema import read_queries
+from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
 from wit.config import from_dict, to_dict
 from wit.raylocal import ensure_ray
@@ -80,6 +79,39 @@ def _find_normalized(automaton: ahocorasick.Automaton, normalized: str) -> list[
     return sorted(set(map(_query_id, automaton.iter(f" {normalized} "))))
 
 
+def find_queries_many(
+    automaton: ahocorasick.Automaton, texts: list[str | None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`find_queries` for a whole batch in a few C calls instead of several per text.
+
+    Returns (has_words [N] bool: the text has a word, i.e. normalize(text) != "";
+    rows [M], query_ids [M]): the (text, query) pairs found, sorted by row, then id, unique, so
+    row i's ids are `find_queries(automaton, texts[i])`. None counts as "".
+
+    All texts are normalized as one string, a line each, and the automaton runs once over
+    " w1 w2 \\n w3 \\n ...": every line's words sit between spaces as if padded on their own, and no
+    key (" query ") holds a "\\n", so none spans two texts.
+    """
+    if not texts:
+        return np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    padded = " " + " ".join(tokens_of_texts([t or "" for t in texts])) + " "
+    chars = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), np.uint32)
+    line_ends = np.flatnonzero(chars == ord("\n"))  # [N]: a line of no words is " \\n", 2 wide
+    has_words = np.diff(line_ends, prepend=-1) > 2
+    if automaton.kind == ahocorasick.EMPTY:
+        return has_words, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    # (end index, query id) pairs, flattened in C
+    found = np.fromiter(chain.from_iterable(automaton.iter(padded)), np.int64).reshape(-1, 2)
+    rows, ids = np.searchsorted(line_ends, found[:, 0]), found[:, 1]
+    if len(ids) and (ids.min() < -(1 << 31) or ids.max() >= 1 << 31):
+        raise ValueError("query ids must fit in int32 (queries.parquet's query_id)")
+    pairs = np.sort((rows << 32) | (ids + (1 << 31)))  # one int64 per pair: by row, then by id
+    first = np.ones(len(pairs), bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    pairs = pairs[first]
+    return has_words, pairs >> 32, (pairs & 0xFFFFFFFF) - (1 << 31)
+
+
 # An absolute http(s) URL with a host and no whitespace anywhere; `re`'s \s is Unicode-aware, so
 # no-break and other Unicode spaces count too. The host (after any user@) is a bracketed IPv6
 # literal or a run of characters without : / ? # @ [ ] — what urlsplit would call hostname.
@@ -102,37 +134,45 @@ def match_rows(
 ) -> tuple[pa.Table, Counter]:
     """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left.
 
-    The hot loop of the stage: one normalize and one automaton pass per row, nothing else per row
-    that Python would have to interpret twice.
+    The hot loop of the stage: normalizing and matching run over the whole batch at once
+    (find_queries_many); per row, only the URL check and the key of a matched pair are Python.
     """
+    urls, texts = batch["url"].to_pylist(), batch["text"].to_pylist()
+    has_words, found_rows, found_ids = find_queries_many(automaton, texts)
+    has_match = np.zeros(len(texts), bool)
+    has_match[found_rows] = True
     reasons: Counter = Counter()
-    keep_rows, keys, ids = [], [], []
+    keep_rows, keys = [], []
     max_url, max_text = cfg.max_url_chars, cfg.max_text_chars
     problems = batch["problem"].to_pylist() if "problem" in batch.column_names else None
-    for i, (url, text) in enumerate(zip(batch["url"].to_pylist(), batch["text"].to_pylist())):
+    for i, (url, text) in enumerate(zip(urls, texts)):
         reason = (problems and problems[i]) or url_problem(url, max_url)
         if reason is None:
-            normalized = normalize(text) if text is not None else ""
-            if not normalized:
+            if not has_words[i]:
                 reason = "empty_text"
             elif len(text) > max_text:
                 reason = "text_too_long"
+            elif has_match[i]:
+                keep_rows.append(i)
+                keys.append(pair_key(url, text))
+                continue
             else:
-                found = _find_normalized(automaton, normalized)
-                if found:
-                    keep_rows.append(i)
-                    keys.append(pair_key(url, text))
-                    ids.append(found)
-                    continue
                 reason = "no_match"
         reasons[reason] += 1
     reasons["matched"] += len(keep_rows)
     kept = batch.take(pa.array(keep_rows, pa.int64()))
+    # query_ids straight from the arrays: row i's ids are found_ids[found_rows == i], in order
+    is_kept = np.zeros(len(texts), bool)
+    is_kept[keep_rows] = True
+    kept_pairs = is_kept[found_rows]
+    per_row = np.bincount(found_rows[kept_pairs], minlength=len(texts))[keep_rows]
+    offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
+    query_ids = pa.ListArray.from_arrays(offsets, found_ids[kept_pairs].astype(np.int32), type=QUERY_IDS)
     columns = {
         "key": pa.array(keys, pa.string()),
         "url": kept["url"],
         "text": kept["text"],
-        "query_ids": pa.array(ids, QUERY_IDS),
+        "query_ids": query_ids,
         **{c: kept[c] for c in cfg.pool.keep_columns},
     }
     return pa.table(columns), reasons
@@ -156,19 +196,16 @@ def url_pairs(matched: pa.Table) -> pa.Table:
 
 @ray.remote
 def _duplicate_url_rows(files: list[str]) -> int:
-    pairs = {k for f in files for k in pq.read_table(f)["key"].to_pylist()}  # identical pairs collapse
+    pairs = {k for f in files for k in storage.read_table(f)["key"].to_pylist()}  # identical pairs collapse
     per_url = Counter(k[:16] for k in pairs)
     return sum(n for n in per_url.values() if n > 1)
 
 
 def count_duplicate_urls(out_dir: str) -> int:
     """Matched rows (after collapsing identical pairs) whose URL another matched row shares."""
-    staging = Path(out_dir) / URLS / STAGING
-    ranges = sorted(staging.glob("b=*")) if staging.exists() else []
-    total = sum(
-        ray.get([_duplicate_url_rows.remote(sorted(str(f) for f in r.glob("*.parquet"))) for r in ranges])
-    )
-    shutil.rmtree(Path(out_dir) / URLS, ignore_errors=True)
+    ranges = storage.glob(storage.join(out_dir, URLS, STAGING), "b=*", dirs=True)
+    total = sum(ray.get([_duplicate_url_rows.remote(storage.glob(r, "*.parquet")) for r in ranges]))
+    storage.remove_tree(storage.join(out_dir, URLS))
     return total
 
 
@@ -183,7 +220,7 @@ class MatchQueries:
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         matched, reasons = match_rows(self.automaton, batch, self.cfg)
         stage_rows(matched, self.out_dir, self.cfg.output_shards)
-        stage_rows(url_pairs(matched), str(Path(self.out_dir) / URLS), self.cfg.output_shards)
+        stage_rows(url_pairs(matched), storage.join(self.out_dir, URLS), self.cfg.output_shards)
         return {
             "reason": np.array(list(reasons), dtype=object),
             "rows": np.array(list(reasons.values()), np.int64),
@@ -207,9 +244,9 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     if reused is not None:
         return reused
     ensure_ray()
+    storage.makedirs(out_dir)  # a missing bucket fails here, before any work
     clear_outputs(out_dir)
-    shutil.rmtree(Path(out_dir) / URLS, ignore_errors=True)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    storage.remove_tree(storage.join(out_dir, URLS))
     start = time.time()
     tallies = (
         read_pool(files, cfg.pool)
@@ -245,7 +282,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         "rows_per_s": round(input_rows / seconds, 1) if seconds > 0 else None,
     }
     assert input_rows == matched_rows + sum(dropped.values()), stats  # no row leaves without a reason
-    write_json(stats, Path(out_dir) / "stats.json")
+    write_json(stats, storage.join(out_dir, "stats.json"))
     mark_done(out_dir, {**record, "stats": stats})
     return stats
 
@@ -253,7 +290,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
 def _reuse(out_dir: str, cfg: MatchConfig, inputs: dict[str, Any]) -> dict | None:
     if not is_done(out_dir):
         return None
-    done = read_json(Path(out_dir) / "_SUCCESS.json")
+    done = read_json(storage.join(out_dir, "_SUCCESS.json"))
     if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
         return done["stats"]
     print(f"match: {out_dir} was made from other inputs or another config; recomputing it")

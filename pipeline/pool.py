@@ -10,12 +10,13 @@ holds an http(s) URL is read headerless, its columns named f0, f1, ..., the URL 
 one holding that URL. A line with the wrong number of fields is skipped and counted: it reaches
 match as a row whose `problem` is "malformed_row", so the stats say how many there were.
 WARC files (.warc, .warc.gz) yield every <img> of their HTML responses (pipeline.warc).
+Files and directories may be local paths or cloud URIs (wit.storage).
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 import ray.data
 
 from pipeline.config import POOL_FORMATS, TEXT_COLUMNS, URL_COLUMNS, PoolConfig
+from wit import storage
 from wit.errors import WitError
 
 _EXTENSIONS = {
@@ -62,14 +64,13 @@ def pool_files(paths: Sequence[str]) -> list[str]:
         raise WitError("no pool given", hint="pass one or more Parquet/TSV/CSV/JSONL files or directories")
     files: list[str] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if _extension(p) and p.is_file())
+        if storage.is_dir(raw):
+            found = [p for p, is_dir in storage.listdir(raw) if not is_dir and _extension(storage.name(p))]
             if not found:
                 raise WitError(f"pool directory {raw} holds no {'/'.join(_EXTENSIONS)} files")
             files.extend(found)
-        elif path.is_file():
-            files.append(str(path))
+        elif storage.is_file(raw):
+            files.append(str(Path(raw)) if not storage.is_uri(raw) else raw)
         else:
             raise WitError(f"pool file {raw} does not exist")
     return files
@@ -104,8 +105,8 @@ def _has_header(path: str, fmt: str, wanted: bool | None) -> bool:
     """`wanted` when set; else a first line holding a URL means the file has no header."""
     if wanted is not None:
         return wanted
-    with open(path, "rb") as f:
-        first = f.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    with storage.open_input_stream(path) as f:
+        first = io.BufferedReader(f).readline().decode("utf-8", errors="replace").rstrip("\r\n")
     return not any(_looks_like_url(v) for v in first.split("\t" if fmt == "tsv" else ","))
 
 
@@ -117,11 +118,12 @@ def _peek(path: str, fmt: str, header: bool = True) -> tuple[list[str], bool, li
     """Column names of a pool file, whether it holds a row, and its first row's values (as strings)."""
     try:
         if fmt == "parquet":
-            meta = pq.ParquetFile(path)
-            return meta.schema_arrow.names, meta.metadata.num_rows > 0, []
+            with storage.open_input_file(path) as f:
+                meta = pq.ParquetFile(f)
+                return meta.schema_arrow.names, meta.metadata.num_rows > 0, []
         if fmt in ("csv", "tsv"):
             reader = pa_csv.open_csv(
-                path,
+                storage.open_input_stream(path),
                 read_options=pa_csv.ReadOptions(autogenerate_column_names=not header),
                 parse_options=_csv_parse_options(fmt, _skip),
             )
@@ -134,13 +136,13 @@ def _peek(path: str, fmt: str, header: bool = True) -> tuple[list[str], bool, li
             from pipeline.warc import POOL_COLUMNS, read_warc
 
             return list(POOL_COLUMNS), next(read_warc(path), None) is not None, []
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
+        with storage.open_input_stream(path) as raw:
+            for line in io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8"):
                 if line.strip():
                     return list(json.loads(line)), True, []
         return [], False, []
     except Exception as err:  # noqa: BLE001 — any reader error means the same thing: a bad pool file
-        if fmt != "parquet" and os.path.getsize(path) == 0:
+        if fmt != "parquet" and storage.size(path) == 0:
             return [], False, []
         raise WitError(f"cannot read pool file {path} as {fmt}: {err}") from err
 
@@ -213,7 +215,7 @@ def _read_delimited(
             return "skip"
 
         reader = pa_csv.open_csv(
-            str(path),
+            storage.open_input_stream(str(path)),
             read_options=pa_csv.ReadOptions(autogenerate_column_names=not header, block_size=8 << 20),
             parse_options=_csv_parse_options(fmt, count),
             # URLs and captions stay strings even when a file's values all look like numbers.
@@ -247,8 +249,9 @@ def _per_file(files: list[str], fn, **kwargs: Any) -> ray.data.Dataset:
 
 def _read_group(f: PoolFile, files: list[str], keep: list[str]) -> ray.data.Dataset:
     wanted = list(dict.fromkeys([f.url_col, f.text_col, *keep]))
+    paths, filesystem = storage.for_ray_data(files)
     if f.format == "parquet":
-        ds = ray.data.read_parquet(files, columns=wanted)
+        ds = ray.data.read_parquet(paths, columns=wanted, filesystem=filesystem)
     elif f.format in ("csv", "tsv"):
         ds = _per_file(
             files, _read_delimited, fmt=f.format, header=f.header, url_col=f.url_col, text_col=f.text_col
@@ -256,7 +259,7 @@ def _read_group(f: PoolFile, files: list[str], keep: list[str]) -> ray.data.Data
     elif f.format == "warc":
         ds = _per_file(files, _read_warc)
     else:
-        ds = ray.data.read_json(files, lines=True, file_extensions=None)
+        ds = ray.data.read_json(paths, lines=True, file_extensions=None, filesystem=filesystem)
     return ds.map_batches(
         _to_pool_schema,
         batch_format="pyarrow",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pipeline.balance import balance
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.download import download
 from pipeline.match import match
+from wit import storage
 
 
 def run(
@@ -18,12 +17,13 @@ def run(
     balance_cfg: BalanceConfig = BalanceConfig(),
     download_cfg: DownloadConfig = DownloadConfig(),
 ) -> dict:
-    """match -> balance -> download into out_dir/{matched,selected,corpus}; returns each stage's result.
+    """match -> balance -> download into out_dir/{matched,selected,corpus} (a local dir or a cloud URI);
+    returns each stage's result.
 
     Each stage reuses its finished output, so rerunning after an interruption resumes where it stopped.
     """
-    root = Path(out_dir)
-    matched = match(tuple(pool), queries_path, str(root / "matched"), match_cfg)
-    selected = balance(str(root / "matched"), str(root / "selected"), balance_cfg)
-    manifest = download(str(root / "selected"), str(root / "corpus"), download_cfg)
+    matched_dir, selected_dir = storage.join(out_dir, "matched"), storage.join(out_dir, "selected")
+    matched = match(tuple(pool), queries_path, matched_dir, match_cfg)
+    selected = balance(matched_dir, selected_dir, balance_cfg)
+    manifest = download(selected_dir, storage.join(out_dir, "corpus"), download_cfg)
     return {"match": matched, "balance": selected, "download": manifest}

@@ -7,16 +7,12 @@ block would differ from run to run. Instead, every block stages its rows into ke
 order reads the whole stage sorted by key: the same output whatever the block layout.
 
 Staged files are named by a hash of their content, so a Ray task that is retried overwrites its own
-earlier files instead of adding rows.
+earlier files instead of adding rows. `out_dir` may be a local path or a cloud URI (wit.storage).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
+from wit import storage
 from wit.artifacts import write_parquet
 
 STAGING = "_staging"
@@ -44,11 +41,9 @@ def stage_rows(table: pa.Table, out_dir: str, num_ranges: int) -> None:
     for r in np.unique(ranges):
         part = table.filter(pa.array(ranges == r))
         digest = hashlib.sha1("\n".join(part["key"].to_pylist()).encode()).hexdigest()[:20]
-        path = Path(out_dir) / STAGING / f"b={r:05d}" / f"{digest}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        pq.write_table(part, tmp)
-        os.replace(tmp, path)
+        path = storage.join(out_dir, STAGING, f"b={r:05d}", f"{digest}.parquet")
+        with storage.atomic_output(path) as (fs, target):
+            pq.write_table(part, target, filesystem=fs)
 
 
 def _sort_and_dedupe(table: pa.Table, dedupe: bool) -> pa.Table:
@@ -65,39 +60,37 @@ def _sort_and_dedupe(table: pa.Table, dedupe: bool) -> pa.Table:
 
 @ray.remote
 def _merge_range(files: list[str], out_path: str, record: dict[str, Any], dedupe: bool) -> dict[str, Any]:
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    table = pa.concat_tables([storage.read_table(f) for f in files], promote_options="permissive")
     table = _sort_and_dedupe(table, dedupe)
     write_parquet(table, out_path, record)
-    return {"file": Path(out_path).name, "rows": table.num_rows, "bytes": os.path.getsize(out_path)}
+    return {"file": storage.name(out_path), "rows": table.num_rows, "bytes": storage.size(out_path)}
 
 
 def merge_staged(out_dir: str, record: dict[str, Any], dedupe: bool) -> list[dict[str, Any]]:
     """Merge every staged key range into `out_dir/part-NNNNN.parquet`; returns the parts, in key order."""
-    staging = Path(out_dir) / STAGING
-    ranges = sorted(staging.glob("b=*")) if staging.exists() else []
+    staging = storage.join(out_dir, STAGING)
     refs = []
-    for r in ranges:
-        files = sorted(str(f) for f in r.glob("*.parquet"))
-        out_path = str(Path(out_dir) / f"part-{int(r.name[2:]):05d}.parquet")
+    for r in storage.glob(staging, "b=*", dirs=True):
+        files = storage.glob(r, "*.parquet")
+        out_path = storage.join(out_dir, f"part-{int(storage.name(r)[2:]):05d}.parquet")
         refs.append(_merge_range.remote(files, out_path, record, dedupe))
     parts = ray.get(refs)
-    shutil.rmtree(staging, ignore_errors=True)
+    storage.remove_tree(staging)
     return parts
 
 
 def clear_outputs(out_dir: str) -> None:
     """Remove what an earlier (finished, interrupted or differently configured) run of a stage left."""
-    root = Path(out_dir)
     for pattern in ("part-*.parquet", "*.tmp-*", "stats.json", "_SUCCESS.json"):
-        for path in root.glob(pattern):
-            path.unlink()
-    shutil.rmtree(root / STAGING, ignore_errors=True)
+        for path in storage.glob(out_dir, pattern):
+            storage.remove(path)
+    storage.remove_tree(storage.join(out_dir, STAGING))
 
 
 def input_fingerprint(paths: list[str]) -> list[dict[str, Any]]:
     """What a stage read, for deciding whether its finished output still answers the same question."""
     found = []
     for path in paths:
-        st = os.stat(path)
-        found.append({"path": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+        size, mtime_ns = storage.stat(path)
+        found.append({"path": storage.display(path), "bytes": size, "mtime_ns": mtime_ns})
     return found

@@ -17,6 +17,8 @@ from urllib.parse import urljoin
 import pyarrow as pa
 from warcio.archiveiterator import ArchiveIterator
 
+from wit import storage
+
 POOL_COLUMNS = ("url", "text", "page_url")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 
@@ -68,7 +70,7 @@ def _decode(body: bytes, charset: str) -> str:
 
 def read_warc(path: str) -> Iterator[tuple[str, str, str]]:
     """(image URL, alt text, page URL) for the images of every HTML response record in a WARC file."""
-    with open(path, "rb") as stream:
+    with storage.open_input_stream(path) as stream:  # a local file or a cloud URI
         for record in ArchiveIterator(stream):
             if record.rec_type != "response" or record.http_headers is None:
                 continue

@@ -15,6 +15,7 @@ from queries.dump import index_for, plan_units
 from queries.schema import to_table
 from queries.select import cap, merge_sources, occurrences, per_source, select_bigrams
 from queries.wordnet import index_path, noun_lemmas
+from wit import storage
 from wit.artifacts import provenance, read_provenance, write_parquet
 from wit.config import to_dict
 from wit.errors import WitError
@@ -23,17 +24,20 @@ log = logging.getLogger(__name__)
 
 
 def build(cfg: QueriesConfig, out_path: str | os.PathLike, *, use_ray: bool = True,
-          progress: bool = True) -> Path:
-    """Write the query list of `cfg` to `out_path` and return its path.
+          progress: bool = True) -> Path | str:
+    """Write the query list of `cfg` to `out_path` (a local path, or a cloud URI: returned as a str)
+    and return its path.
 
     Idempotent: when `out_path` already records the same config and the same input file sizes,
     it is returned as it is. `use_ray=False` counts in this process (same result, for debugging).
     """
-    out = Path(out_path)
+    out = str(out_path) if storage.is_uri(out_path) else Path(out_path)
     inputs = input_files(cfg)
     if _reusable(out, cfg, inputs):
         log.info("reusing %s: same config and inputs", out)
         return out
+    if storage.is_uri(out):
+        storage.makedirs(storage.parent(out))  # a missing bucket fails now, not after the long pass
     started = time.monotonic()
     lemmas = noun_lemmas(cfg.wordnet_dir)  # before the long pass: a bad WordNet dir fails fast
 
@@ -101,15 +105,15 @@ def input_files(cfg: QueriesConfig) -> list[dict[str, Any]]:
     files = []
     indexes = [index for dump in cfg.dumps if (index := index_for(dump)) is not None]
     for name in (*cfg.dumps, *indexes, index_path(cfg.wordnet_dir)):
-        path = Path(name)
-        if not path.is_file():
+        path = str(name) if storage.is_uri(name) else str(Path(name))    # local or a cloud URI
+        if not storage.is_file(path):
             raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
-        files.append({"path": str(path), "bytes": path.stat().st_size})
+        files.append({"path": path, "bytes": storage.size(path)})
     return files
 
 
-def _reusable(out: Path, cfg: QueriesConfig, inputs: list[dict[str, Any]]) -> bool:
-    if not out.is_file():
+def _reusable(out: Path | str, cfg: QueriesConfig, inputs: list[dict[str, Any]]) -> bool:
+    if not storage.is_file(out):
         return False
     try:
         recorded = read_provenance(out)

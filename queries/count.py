@@ -24,10 +24,11 @@ they still count in `bigram_positions`, the PMI denominator. The result equals `
 a plain single-process counter (tests/queries/test_scale.py, on 2 Ray workers).
 
 Memory bound: a map task holds one 1 MiB chunk of compressed and of decompressed dump, one page, the
-distinct unigrams and bigrams of its unit, and its compressed text, so it grows with the unit size
-(`stream_range_bytes` of compressed dump for multistream dumps, default 16 MiB; a whole file
-otherwise), never with the dump. A reduce task holds the distinct selectable bigrams of one
-partition (all of them / `bigram_partitions`) plus one unit's share. A pass-2 task holds the phrase
+distinct unigrams and bigrams of its unit (int64 codes while counting, `WordPairs`, plus about
+`WordPairs.COMPACT_EVERY` pair codes not merged yet: ~10 MB), and its compressed text, so it grows
+with the unit size (`stream_range_bytes` of compressed dump for multistream dumps, default 16 MiB;
+a whole file otherwise), never with the dump. A reduce task holds the distinct selectable bigrams
+of one partition (all of them / `bigram_partitions`) plus one unit's share. A pass-2 task holds the phrase
 automaton, one unit's compressed text and 1 MiB of it decompressed. The driver holds the distinct
 unigrams of the dump (~10^7 for English Wikipedia, ~1 GB as a Python dict), the normalized titles
 and aliases (~1.7 * 10^7), the frequent bigrams and the phrase counts. Titles whose rarest word is
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
+import numpy as np
 from tqdm import tqdm
 
 from queries.dump import DumpStats, DumpUnit, iter_pages
@@ -110,6 +112,7 @@ def _count_text(units: Iterable[DumpUnit | str], progress: bool = False, keep_te
     With `keep_text`, `texts` gets the normalized words too, zlib-compressed, one line of the
     article per line, for pass 2 to match phrases in without reading the dump again."""
     counts = FileCounts()
+    pairs = WordPairs()
     compressor, compressed = zlib.compressobj(1), []
     words: list[str] = []  # with "\n" and SENTENCE_BREAK tokens between lines and sentences
     for unit in units:
@@ -124,15 +127,12 @@ def _count_text(units: Iterable[DumpUnit | str], progress: bool = False, keep_te
             if keep_text:
                 line = " ".join(filter(SENTENCE_BREAK.__ne__, words[start:]))
                 compressed.append(compressor.compress(line.encode()))
-            if len(words) > 200_000:  # Counter.update per batch of pages: fewer, larger C calls
-                _update(counts, words)
+            if len(words) > 200_000:  # counted per batch of pages: fewer, larger C calls
+                pairs.add(words)
                 words.clear()
-    _update(counts, words)
+    pairs.add(words)
     # the pairs across a break ("word \n", "\n word") were counted to keep the loop in C
-    for pair in [pair for pair in counts.bigrams if "\n" in pair or SENTENCE_BREAK in pair]:
-        del counts.bigrams[pair]
-    counts.unigrams.pop("\n", None)
-    counts.unigrams.pop(SENTENCE_BREAK, None)
+    counts.unigrams, counts.bigrams = pairs.counters(drop=("\n", SENTENCE_BREAK))
     counts.bigram_positions = counts.bigrams.total()
     if keep_text:
         compressed.append(compressor.flush())
@@ -140,9 +140,77 @@ def _count_text(units: Iterable[DumpUnit | str], progress: bool = False, keep_te
     return counts
 
 
-def _update(counts: FileCounts, words: list[str]) -> None:
-    counts.unigrams.update(words)
-    counts.bigrams.update(map(" ".join, zip(words, words[1:])))  # noqa: B905 - lengths differ by one
+class WordPairs:
+    """Counts of words and of adjacent pairs of words, fed a batch of words at a time.
+
+    Counting happens in numpy rather than in a Counter of "a b" strings (a new string, hashed, per
+    pair read): a word becomes a dense id (numbered as first seen), a pair the int64
+    `first << 32 | second`, and counting is a sort. Pairs are merged into sorted distinct codes with
+    their counts every million or so, so memory follows the distinct pairs (16 bytes each), not the
+    words read. `counters` gives the same Counters as counting the strings would.
+    """
+
+    COMPACT_EVERY = 1 << 20  # pair codes held (8 MB) before merging them into the distinct ones
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.word_counts = np.zeros(0, np.int64)  # [distinct words], by id
+        self.codes = np.zeros(0, np.int64)  # [distinct pairs], sorted
+        self.code_counts = np.zeros(0, np.int64)
+        self.pending: list[np.ndarray] = []  # pair codes not merged yet
+        self.pending_pairs = 0
+
+    def add(self, words: list[str]) -> None:
+        """Count `words` and their adjacent pairs (not the pair from the previous batch's last word)."""
+        ids = self.ids
+        for word in dict.fromkeys(words):  # the batch's distinct words, in order: new ones get ids
+            if word not in ids:
+                ids[word] = len(ids)
+        seq = np.fromiter(map(ids.__getitem__, words), np.int64, count=len(words))
+        counts = np.bincount(seq, minlength=len(ids))
+        counts[: len(self.word_counts)] += self.word_counts
+        self.word_counts = counts
+        self.pending.append((seq[:-1] << 32) | seq[1:])
+        self.pending_pairs += len(seq)
+        if self.pending_pairs > self.COMPACT_EVERY:
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self.pending:
+            return
+        new = np.concatenate(self.pending)
+        self.pending, self.pending_pairs = [], 0
+        if not new.size:
+            return
+        new.sort()
+        starts = np.flatnonzero(np.concatenate(([True], new[1:] != new[:-1])))
+        new_counts = np.diff(np.append(starts, new.size))
+        new = new[starts]
+        # both sorted: add to the codes already there, insert the others in place (linear)
+        at = np.searchsorted(self.codes, new)
+        seen = at < self.codes.size
+        seen[seen] = self.codes[at[seen]] == new[seen]
+        self.code_counts[at[seen]] += new_counts[seen]
+        self.codes = np.insert(self.codes, at[~seen], new[~seen])
+        self.code_counts = np.insert(self.code_counts, at[~seen], new_counts[~seen])
+
+    def counters(self, drop: Iterable[str] = ()) -> tuple[Counter[str], Counter[str]]:
+        """(words, "a b" pairs) as Counters, without the words in `drop` nor any pair holding one."""
+        self._compact()
+        words = list(self.ids)  # by id
+        unigrams = Counter(dict(zip(words, self.word_counts.tolist())))
+        for word in drop:
+            unigrams.pop(word, None)
+        dropped = [self.ids[w] for w in drop if w in self.ids]
+        bigrams: Counter[str] = Counter()
+        for lo in range(0, self.codes.size, 1 << 16):  # a slice at a time: few Python ints alive
+            codes, counts = self.codes[lo : lo + (1 << 16)], self.code_counts[lo : lo + (1 << 16)]
+            first, second = codes >> 32, codes & 0xFFFFFFFF
+            kept = ~(np.isin(first, dropped) | np.isin(second, dropped))
+            pairs = map("{} {}".format, map(words.__getitem__, first[kept].tolist()),
+                        map(words.__getitem__, second[kept].tolist()))
+            dict.update(bigrams, zip(pairs, counts[kept].tolist()))  # distinct keys: nothing to sum
+        return unigrams, bigrams
 
 
 def count_reference(paths: Sequence[DumpUnit | str]) -> FileCounts:

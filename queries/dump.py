@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from wit import storage
 from wit.errors import WitError
 
 CHUNK = 1 << 20  # bytes read (and decompressed) at a time
@@ -113,27 +114,26 @@ def is_disambiguation(title: str, text: str) -> bool:
 
 # --- multistream dumps: the index and the ranges -------------------------------------------------
 
-def index_for(path: str | Path) -> Path | None:
+def index_for(path: str | Path) -> Path | str | None:
     """The multistream index next to a dump, when there is one:
     `…-multistream.xml.bz2` -> `…-multistream-index.txt.bz2`,
-    `…-multistream1.xml-p1p41242.bz2` -> `…-multistream-index1.txt-p1p41242.bz2`."""
-    path = Path(path)
-    if "-multistream" not in path.name or ".xml" not in path.name:
+    `…-multistream1.xml-p1p41242.bz2` -> `…-multistream-index1.txt-p1p41242.bz2`.
+    A dump at a cloud URI (wit.storage) has its index looked for beside it, as a URI."""
+    dump_name = storage.name(path)
+    if "-multistream" not in dump_name or ".xml" not in dump_name:
         return None
-    name = path.name.replace("-multistream", "-multistream-index", 1).replace(".xml", ".txt", 1)
-    index = path.with_name(name)
-    return index if index.is_file() else None
+    name = dump_name.replace("-multistream", "-multistream-index", 1).replace(".xml", ".txt", 1)
+    index = storage.join(storage.parent(path), name) if storage.is_uri(path) else Path(path).with_name(name)
+    return index if storage.is_file(index) else None
 
 
 def stream_offsets(index: str | Path, dump: str | Path) -> list[int]:
     """The distinct stream offsets of a multistream index (`offset:page_id:title` lines), checked
     against the dump: increasing, inside the file, each at a bz2 stream header."""
-    index, dump = Path(index), Path(dump)
-    size = dump.stat().st_size
+    size = storage.size(dump)
     offsets: list[int] = []
-    opener = bz2.open if index.name.endswith(".bz2") else open
     try:
-        with opener(index, "rt", encoding="utf-8") as lines:
+        with _index_lines(index) as lines:
             for number, line in enumerate(lines, 1):
                 head = line.split(":", 1)[0]
                 if not head.isdigit() or line.count(":") < 2:
@@ -155,7 +155,7 @@ def stream_offsets(index: str | Path, dump: str | Path) -> list[int]:
                        hint="download the index again") from err
     if not offsets:
         raise WitError(f"{index}: empty multistream index", hint="download the index again")
-    with open(dump, "rb") as raw:
+    with storage.open_binary(dump) as raw:
         for offset in offsets:
             raw.seek(offset)
             if raw.read(3) != b"BZh":
@@ -164,19 +164,26 @@ def stream_offsets(index: str | Path, dump: str | Path) -> list[int]:
     return offsets
 
 
+def _index_lines(index: str | Path):
+    """The index's lines as text; the index is bz2-compressed or plain, local or at a URI."""
+    if not storage.name(index).endswith(".bz2"):
+        return storage.open_text(index)
+    return bz2.open(storage.open_binary(index) if storage.is_uri(index) else index, "rt", encoding="utf-8")
+
+
 def plan_units(paths: tuple[str, ...] | list[str], range_bytes: int) -> list[DumpUnit]:
     """Whole files, except multistream dumps with an index: ranges of whole streams of about
     `range_bytes` compressed bytes each."""
     units: list[DumpUnit] = []
     for path in paths:
-        if not Path(path).is_file():
+        if not storage.is_file(path):
             raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
         index = index_for(path)
         if index is None:
             units.append(DumpUnit(str(path)))
             continue
         offsets = stream_offsets(index, path)
-        size = Path(path).stat().st_size
+        size = storage.size(path)
         start = offsets[0]
         for offset in offsets[1:]:
             if offset - start >= range_bytes:
@@ -249,20 +256,21 @@ def iter_pages(source: str | Path | DumpUnit, stats: DumpStats | None = None,
     truncated or corrupt bz2 stream, malformed XML, or XML that is not a MediaWiki export.
     """
     unit = source if isinstance(source, DumpUnit) else DumpUnit(str(source))
-    path, where = Path(unit.path), str(unit)
+    path, where = unit.path, str(unit)
     stats = stats if stats is not None else DumpStats()
-    if not path.is_file():
+    if not storage.is_file(path):
         raise WitError(f"dump file not found: {path}", hint="pass an enwiki pages-articles*.xml.bz2 file")
     last_title = None
-    total = (unit.end - unit.start) if unit.is_range else path.stat().st_size
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=path.name[:40], disable=not progress, leave=False)
+    total = (unit.end - unit.start) if unit.is_range else storage.size(path)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=storage.name(path)[:40], disable=not progress,
+               leave=False)
     parser = ET.XMLPullParser(events=("start", "end"))
     root = None
     ns = ""
     site = _Site()
     root_closed = False
     header_lines = 0  # a range's lines are numbered from its first stream, not from the header fed first
-    raw = open(path, "rb")
+    raw = storage.open_binary(path)
     try:
         for data in _chunks(unit, raw, where):
             if unit.is_range and root is None:

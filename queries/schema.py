@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.select import Query
+from wit import storage
 from wit.errors import WitError
 
 SCHEMA = pa.schema(
@@ -48,12 +49,13 @@ def to_table(queries: Sequence[Query]) -> pa.Table:
 
 def read_queries(path: str | os.PathLike) -> pa.Table:
     """Read and validate a queries.parquet; WitError saying what is wrong when it is not one."""
-    path = Path(path)
+    path = str(path) if storage.is_uri(path) else Path(path)  # a local path or a cloud URI
     hint = "build it with `wit queries build` (or `wit queries build --demo`)"
-    if not path.is_file():
+    if not storage.is_file(path):
         raise WitError(f"queries file not found: {path}", hint=hint)
     try:
-        table = pq.read_table(path)
+        with storage.open_input_file(path) as f:
+            table = pq.read_table(f)
     except (pa.ArrowException, OSError) as err:
         raise WitError(f"{path}: not a readable Parquet file ({err})", hint=hint) from err
     problems = []

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from queries.dump import DumpStats, DumpUnit
+from wit import storage
 
 
 class Progress:
     """A driver-side bar over the units: compressed bytes done, pages and decompressed MB/s."""
 
     def __init__(self, units: Sequence[DumpUnit], desc: str, enabled: bool) -> None:
-        sizes = [(u.end - u.start) if u.is_range else Path(u.path).stat().st_size for u in units]
+        sizes = [(u.end - u.start) if u.is_range else storage.size(u.path) for u in units]
         self.bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=desc, disable=not enabled)
         self.stats = DumpStats()
         self.started = time.monotonic()

@@ -6,18 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from queries.normalize import normalize
+from wit import storage
 from wit.errors import WitError
 
 INDEX_FILE = "index.noun"
 
 
-def index_path(wordnet_dir: str | Path) -> Path:
-    """The `index.noun` of a WordNet dict/ directory; WitError when there is none."""
-    path = Path(wordnet_dir) / INDEX_FILE
-    if not Path(wordnet_dir).is_dir():
+def index_path(wordnet_dir: str | Path) -> Path | str:
+    """The `index.noun` of a WordNet dict/ directory (local, or a cloud URI prefix); WitError when there
+    is none."""
+    remote = storage.is_uri(wordnet_dir)
+    path = storage.join(wordnet_dir, INDEX_FILE) if remote else Path(wordnet_dir) / INDEX_FILE
+    if not storage.is_dir(wordnet_dir):
         raise WitError(f"WordNet directory not found: {wordnet_dir}",
                        hint="pass a WordNet dict/ directory, e.g. /usr/share/wordnet (Debian wordnet-base)")
-    if not path.is_file():
+    if not storage.is_file(path):
         raise WitError(f"no {INDEX_FILE} in the WordNet directory {wordnet_dir}",
                        hint="pass a WordNet 3.0 dict/ directory in Princeton wndb format")
     return path
@@ -31,7 +34,7 @@ def noun_lemmas(wordnet_dir: str | Path) -> list[str]:
     """
     path = index_path(wordnet_dir)
     lemmas: set[str] = set()
-    with open(path, encoding="utf-8") as lines:
+    with storage.open_text(path) as lines:
         for number, line in enumerate(lines, 1):
             if line.startswith("  ") or not line.strip():
                 continue

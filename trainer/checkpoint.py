@@ -16,16 +16,24 @@ from pathlib import Path
 import torch
 
 from trainer.model import CLIP, CLIPConfig
+from trainer.rundir import local_checkpoint
+from trainer.parallel import load_full_state
 from trainer.tokenizer import Tokenizer
+from wit import storage
 from wit.artifacts import provenance, read_json, write_json
 from wit.config import from_dict, to_dict
 from wit.errors import WitError
 
 
 def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int, micro_step: int, cfg,
-         tokenizer_json: str, metrics: list[dict], **extra) -> None:
-    torch.save(clip.state_dict(), directory / "model.pt")
-    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+         tokenizer_json: str, metrics: list[dict], model_state: dict | None = None,
+         optimizer_state: dict | None = None, **extra) -> None:
+    """`model_state`/`optimizer_state`: whole state dicts gathered beforehand (a sharded model's, see
+    trainer/parallel.py full_state); None: `clip`'s and `optimizer`'s own."""
+    model_state = clip.state_dict() if model_state is None else model_state
+    optimizer_state = optimizer.state_dict() if optimizer_state is None else optimizer_state
+    torch.save(model_state, directory / "model.pt")
+    torch.save(optimizer_state, directory / "optimizer.pt")
     torch.save(scheduler.state_dict(), directory / "scheduler.pt")
     torch.save(scaler.state_dict(), directory / "scaler.pt")
     rng = {"torch": torch.get_rng_state()}
@@ -40,10 +48,10 @@ def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int
 
 
 def restore(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler) -> tuple[dict, list[dict]]:
-    """Load a checkpoint into freshly built objects; returns (train_state, metrics rows so far)."""
+    """Load a checkpoint into freshly built objects (`clip` may be FSDP-sharded: every worker then
+    calls this); returns (train_state, metrics rows so far)."""
     load = lambda name: torch.load(directory / name, map_location="cpu", weights_only=False)   # noqa: E731
-    clip.load_state_dict(load("model.pt"))
-    optimizer.load_state_dict(load("optimizer.pt"))
+    load_full_state(clip, optimizer, load("model.pt"), load("optimizer.pt"))
     scheduler.load_state_dict(load("scheduler.pt"))
     scaler.load_state_dict(load("scaler.pt"))
     rng = load("rng.pt")
@@ -58,8 +66,7 @@ def latest_attempt(storage_path: str) -> str | None:
     """The newest Ray Train run folder (`attempt-*`) under storage_path that holds a checkpoint, or None."""
     import pyarrow.fs
 
-    fs, root = pyarrow.fs.FileSystem.from_uri(storage_path) if "://" in storage_path else (
-        pyarrow.fs.LocalFileSystem(), str(Path(storage_path).resolve()))
+    fs, root = storage.resolve(storage_path)      # the same filesystem (endpoint, credentials) as the run
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     except OSError:
@@ -76,7 +83,7 @@ def load_checkpoint(path: str | Path):
     """(model in eval mode on CPU, tokenizer, TrainConfig) from a checkpoint dir or a run dir (= its latest)."""
     from trainer.fit import TrainConfig
 
-    path = Path(path)
+    path = local_checkpoint(path)             # a cloud URI is downloaded to node-local scratch first
     if not (path / "model.pt").is_file() and (path / "checkpoints" / "latest" / "model.pt").is_file():
         path = path / "checkpoints" / "latest"
     if not (path / "model.pt").is_file():

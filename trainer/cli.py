@@ -38,12 +38,23 @@ def _register_train(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=1, help="passes over the corpus when --steps is not given")
     p.add_argument("--batch-size", type=int, default=64, help="per worker; the contrastive batch is x workers")
     p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (DDP processes)")
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (DDP or FSDP processes)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine after linear warmup)")
     p.add_argument("--weight-decay", type=float, default=0.2)
     p.add_argument("--warmup-steps", type=int, default=None, help="default: 10%% of the steps, at most 2000")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations per block")
+    p.add_argument("--state-dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="Adam moments: fp16/bf16 take 12 instead of 16 bytes a parameter in all")
+    p.add_argument("--text-dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="store the text encoder's weights (embeddings, blocks, ln_final, text_projection) in this "
+                   "dtype, updated in fp32 and stochastically rounded back, as the paper did; DDP only")
+    p.add_argument("--parallel", choices=("ddp", "fsdp"), default="ddp",
+                   help="ddp: a model replica per worker; fsdp: parameters, gradients and Adam states "
+                   "sharded over the workers (FSDP2, for towers that crowd one device; fp32 states and text "
+                   "weights, --precision fp32 or bf16)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model (default: on with --gpu, off on CPU)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--data-cpus", type=float, default=None,
                    help="CPUs for Ray Data decoding (default: 1 on CPU runs; on GPU runs what workers leave)")
@@ -55,7 +66,8 @@ def _register_train(subparsers) -> None:
     p.add_argument("--spread", action="store_true", help="place the workers on different nodes")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in RUN_DIR from its last checkpoint (same options)")
-    p.add_argument("--tokenizer", default=None, help="a tokenizer.json; default: train a BPE on the captions")
+    p.add_argument("--tokenizer", default=None, help="a tokenizer.json (`wit tokenizer train`, from captions or "
+                   "OpenAI's merges); default: train a BPE on the captions")
     p.add_argument("--vocab-size", type=int, default=49_152, help="when training the tokenizer")
     p.set_defaults(run=run_train)
 
@@ -63,9 +75,15 @@ def _register_train(subparsers) -> None:
 def _register_tokenizer(subparsers) -> None:
     p = subparsers.add_parser("tokenizer", help="train the byte-level BPE tokenizer")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="TOKENIZER", required=True)
-    t = sub.add_parser("train", help="learn a lowercased byte-level BPE from captions",
-                       description="Learn a BPE from a text file (one caption per line) or a corpus dir.")
-    t.add_argument("--captions", required=True, help="a text file, one caption per line, or a corpus dir")
+    t = sub.add_parser("train", help="learn a lowercased byte-level BPE from captions, or load OpenAI's",
+                       description="Learn a BPE from a text file (one caption per line) or a corpus dir, or "
+                       "build OpenAI CLIP's tokenizer from its merges file; write a tokenizer.json for "
+                       "`wit train --tokenizer`.")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--captions", help="a text file, one caption per line, or a corpus dir")
+    source.add_argument("--openai-merges", metavar="FILE",
+                        help="an OpenAI-format merges file (bpe_simple_vocab_16e6.txt[.gz]): OpenAI's ids, "
+                        "49,408 with the full file; --vocab-size does not apply")
     t.add_argument("--out", required=True, help="tokenizer.json to write")
     t.add_argument("--vocab-size", type=int, default=49_152)
     t.set_defaults(run=run_tokenizer_train)
@@ -79,6 +97,7 @@ def run_train(args) -> int:
         accumulation=args.accumulation, storage_path=args.storage_path, max_failures=args.max_failures,
         placement_strategy="SPREAD" if args.spread else "PACK", steps=args.steps, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
+        compile=args.compile, text_dtype=args.text_dtype, parallel=args.parallel, state_dtype=args.state_dtype,
         num_workers=args.workers, use_gpu=args.gpu, data_cpus=args.data_cpus,
         cpus_per_worker=args.cpus_per_worker, seed=args.seed, checkpoint_every=args.checkpoint_every,
         tokenizer_path=args.tokenizer, tokenizer_vocab_size=args.vocab_size), resume=args.resume)
@@ -104,8 +123,12 @@ def run_plot(args) -> int:
 
 def run_tokenizer_train(args) -> int:
     from trainer.data import read_captions
-    from trainer.tokenizer import train_tokenizer
+    from trainer.tokenizer import load_openai_bpe, train_tokenizer
 
+    if args.openai_merges:
+        tokenizer = load_openai_bpe(args.openai_merges)
+        print(f"wrote {tokenizer.save(args.out)}: {tokenizer.vocab_size} ids from {args.openai_merges}")
+        return 0
     source = Path(args.captions)
     if source.is_dir():
         captions = read_captions(source)

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
 from trainer.tokenizer import Tokenizer
+from wit import storage
 from wit.errors import WitError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's image statistics
@@ -43,19 +43,20 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def corpus_files(corpus_dir: str | Path) -> list[str]:
-    """The corpus shards: `corpus_dir/*.parquet` only (`failures/` and other subfolders are not data)."""
-    files = sorted(str(p) for p in Path(corpus_dir).glob("*.parquet"))
+    """The corpus shards: `corpus_dir/*.parquet` only (`failures/` and other subfolders are not data).
+    corpus_dir may be a cloud URI (wit.storage); the shards are then URIs, read by every worker."""
+    files = storage.glob(corpus_dir, "*.parquet")
     if not files:
         raise WitError(f"no *.parquet shards in {corpus_dir}", hint="point --corpus at a `wit pipeline download` output")
     return files
 
 
 def corpus_rows(corpus_dir: str | Path) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in corpus_files(corpus_dir))
+    return sum(storage.num_rows(f) for f in corpus_files(corpus_dir))
 
 
 def read_captions(corpus_dir: str | Path) -> list[str]:
-    return [c for f in corpus_files(corpus_dir) for c in pq.read_table(f, columns=["caption"])["caption"].to_pylist()]
+    return [c for f in corpus_files(corpus_dir) for c in storage.read_table(f, columns=["caption"])["caption"].to_pylist()]
 
 
 def _row_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
@@ -126,7 +127,7 @@ def decode_image(jpg: bytes | None, rng: np.random.Generator, image_size: int) -
 
 def shard_rows(corpus_dir: str | Path) -> list[tuple[str, int]]:
     """(path, rows) of each corpus shard, from Parquet metadata only."""
-    return [(f, pq.ParquetFile(f).metadata.num_rows) for f in corpus_files(corpus_dir)]
+    return [(f, storage.num_rows(f)) for f in corpus_files(corpus_dir)]
 
 
 @functools.lru_cache(maxsize=2)
@@ -143,7 +144,7 @@ def epoch_order(rows: tuple[int, ...], seed: int, epoch: int) -> tuple[np.ndarra
 @functools.lru_cache(maxsize=2)
 def _read_shard(path: str):
     """One shard's rows, kept per Ray worker process: consecutive steps mostly read the same shard."""
-    return pq.read_table(path, columns=["key", "jpg", "caption"]).to_pydict()
+    return storage.read_table(path, columns=["key", "jpg", "caption"]).to_pydict()
 
 
 def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, world: int, rank: int,

@@ -1,4 +1,4 @@
-"""`wit train`: CLIP on a corpus with Ray Train (DDP workers), each fed by its own Ray Data stream.
+"""`wit train`: CLIP on a corpus with Ray Train (DDP or FSDP2 workers), each fed by its own Ray Data stream.
 
 The driver trains or loads the tokenizer and starts a TorchTrainer; each worker rebuilds the config
 from a plain dict, restores the latest checkpoint if there is one (a restart after a worker died,
@@ -10,7 +10,13 @@ last checkpoint to `run_dir/checkpoints/latest/` and writes metrics.jsonl/csv fr
 Exactness: a step's batches are a function of (seed, step, rank) (trainer/data.py), and model,
 optimizer, scheduler, scaler and RNG states are restored, so on CPU in fp32 a killed-and-restarted
 run ends with the same weights as an uninterrupted one (tests/trainer/test_fit_resume.py).
-FSDP is not wired in: DDP replicates the model, which fits every tower in MODELS on one GPU.
+
+Parallelism (trainer/parallel.py): `parallel="ddp"` replicates the model, which fits every tower in
+MODELS on one GPU; `parallel="fsdp"` shards parameters, gradients and Adam states over the workers
+(FSDP2, per residual block) for towers that crowd a device. Checkpoints are whole either way: all
+workers gather the state, rank 0 writes it in one layout, and resume loads it back into the shards.
+`text_dtype="bf16"|"fp16"` keeps the text encoder's weights in half precision, updated with
+stochastic rounding (the paper's largest runs; trainer/optim.py store_text_tower).
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint
+from trainer import checkpoint, rundir
 from trainer.checkpoint import load_checkpoint  # noqa: F401  (eval and the demo import it from here)
 from trainer.data import _tokenizer as _tokenizer_from
 from trainer.data import build_step_dataset, normalize_images, read_captions, shard_rows
 from trainer.loss import clip_loss
 from trainer.metrics import Progress, forward_flops, peak_flops, read_metrics, summarize, write_metrics
 from trainer.model import CLIP, build_model, model_config
-from trainer.optim import OptimConfig, build_optimizer
+from trainer.optim import WEIGHT_DTYPES, OptimConfig, build_optimizer, store_text_tower
+from trainer.parallel import (PARALLEL, average_replicated_grads, full_state, gradient_sync, local_param_bytes,
+                              wrap)
 from trainer.tokenizer import Tokenizer, train_tokenizer
+from wit import storage as wit_storage  # `storage` names the Ray Train storage path below
 from wit.artifacts import is_done, mark_done, provenance, read_json
 from wit.config import from_dict, to_dict
 from wit.errors import WitError
@@ -62,6 +71,10 @@ class TrainConfig:
     state_dtype: str = "fp32"
     precision: str = "fp32"               # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     grad_checkpointing: bool = False
+    text_dtype: str = "fp32"              # text encoder weights: fp32 | bf16 | fp16 (the paper's half weights,
+                                          # stochastically rounded; trainer/optim.py TEXT_TOWER)
+    parallel: str = "ddp"                 # ddp (a replica per worker) | fsdp (FSDP2 shards; trainer/parallel.py)
+    compile: bool | None = None           # torch.compile the model; None: on GPU runs (fewer, fused kernels)
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float | None = None  # None: GPU runs 1; CPU runs share what data_cpus leaves
@@ -82,6 +95,19 @@ class TrainConfig:
             raise WitError(f"precision {self.precision!r} is unknown", hint=f"one of {PRECISIONS}")
         if self.batch_size < 2 or self.num_workers < 1 or self.accumulation < 1:
             raise WitError("batch_size must be >= 2, num_workers and accumulation >= 1")
+        if self.text_dtype not in WEIGHT_DTYPES or self.parallel not in PARALLEL:
+            raise WitError(f"text_dtype {self.text_dtype!r} or parallel {self.parallel!r} is unknown",
+                           hint=f"text_dtype one of {tuple(WEIGHT_DTYPES)}, parallel one of {PARALLEL}")
+        if self.text_dtype == "fp16" and self.precision == "fp16":
+            raise WitError("fp16 text weights cannot train under fp16 precision: GradScaler refuses to unscale "
+                           "fp16 gradients", hint="--text-dtype bf16, or --precision bf16")
+        if self.parallel == "fsdp" and self.precision == "fp16":
+            raise WitError("fsdp with fp16 precision is not supported: each worker would check only its "
+                           "shard of the gradients for inf", hint="--precision bf16 (same range as fp32)")
+        if self.parallel == "fsdp" and (self.state_dtype, self.text_dtype) != ("fp32", "fp32"):
+            raise WitError("fsdp takes fp32 optimizer states and text weights only: half states and "
+                           "stochastic rounding work on whole tensors, FSDP hands the optimizer shards",
+                           hint="--parallel ddp for --state-dtype/--text-dtype fp16|bf16")
         model_config(self.model)          # fail on the driver, not in a worker
 
     def optim(self, total_steps: int) -> OptimConfig:
@@ -101,19 +127,20 @@ def _autocast_and_scaler(precision: str, device: torch.device):
 
 def train_step(model, clip: CLIP, batches, optimizer, scheduler, scaler, autocast, rank: int, world: int):
     """One optimizer step over `batches` (one batch, or a list of micro-batches whose gradients add up);
-    returns the mean loss. DDP all-reduces gradients on the last micro-batch only."""
+    returns the mean loss. DDP and FSDP reduce gradients on the last micro-batch only."""
     batches = [batches] if isinstance(batches, dict) else batches
     optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros(())
+    total = 0.0                           # stays on the device: no host sync inside the step
     for i, batch in enumerate(batches):
         last = i == len(batches) - 1
-        with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+        with gradient_sync(model, clip, sync=last):
             images = normalize_images(batch["image"])                   # [B, 3, H, W] float
             with autocast():
                 image_features, text_features, _ = model(images, batch["text"])
             loss = clip_loss(image_features.float(), text_features.float(), clip.logit_scale, rank, world)
             scaler.scale(loss / len(batches)).backward()
-        total += loss.detach().cpu() / len(batches)
+        total = total + loss.detach() / len(batches)
+    average_replicated_grads(clip)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
@@ -122,9 +149,15 @@ def train_step(model, clip: CLIP, batches, optimizer, scheduler, scaler, autocas
     return total
 
 
+def _compiles(cfg: TrainConfig) -> bool:
+    """Compile on GPU by default: eager B/32 at batch 256 spends most of its step launching kernels.
+    CPU runs stay eager (compiling costs more than the short CPU runs gain)."""
+    return cfg.compile if cfg.compile is not None else cfg.use_gpu
+
+
 def _fail_once(cfg: TrainConfig, step: int, rank: int, world: int) -> None:
     """Tests: kill this worker process (as an OOM or a lost node would) once, guarded by a marker file."""
-    marker = Path(cfg.run_dir) / f"_failed_at_{cfg.fail_at_step}"
+    marker = rundir.local_run_dir(cfg.run_dir) / f"_failed_at_{cfg.fail_at_step}"
     if cfg.fail_at_step and step == cfg.fail_at_step and rank == world - 1 and not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -146,11 +179,12 @@ def train_loop_per_worker(config: dict) -> None:
     torch.manual_seed(cfg.seed)
 
     tokenizer = _tokenizer_from(config["tokenizer_json"])
-    model = build_model(cfg.model, tokenizer.vocab_size, cfg.grad_checkpointing)
-    model = ray.train.torch.prepare_model(model)                        # device + DDP (gloo on CPU)
-    clip = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    optimizer, scheduler = build_optimizer(clip, cfg.optim(total_steps))
     device = ray.train.torch.get_device()
+    clip = build_model(cfg.model, tokenizer.vocab_size, cfg.grad_checkpointing)
+    store_text_tower(clip, cfg.text_dtype)
+    model = wrap(clip, cfg.parallel, device)                            # DDP around clip, or clip sharded in place
+    optimizer, scheduler = build_optimizer(clip, cfg.optim(total_steps))
+    step_model = torch.compile(model) if _compiles(cfg) else model      # same parameters, compiled kernels
     autocast, scaler = _autocast_and_scaler(cfg.precision, device)
 
     step, rows = 0, []
@@ -166,8 +200,8 @@ def train_loop_per_worker(config: dict) -> None:
     if world > 1:
         dist.all_gather_object(nodes, nodes[0])
     if rank == 0:                         # live rows for the driver's progress bar (a shared or local run dir)
-        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
-    live = open(Path(cfg.run_dir) / "metrics.jsonl", "w") if rank == 0 else None
+        rundir.local_run_dir(cfg.run_dir).mkdir(parents=True, exist_ok=True)   # URI run dir: a local mirror
+    live = open(rundir.local_run_dir(cfg.run_dir) / "metrics.jsonl", "w") if rank == 0 else None
     for row in rows if live else ():
         live.write(json.dumps(row) + "\n")
 
@@ -185,10 +219,13 @@ def train_loop_per_worker(config: dict) -> None:
     def report(metrics: dict, save: bool) -> None:   # a barrier: every worker calls it at the same steps
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
+            if save:                      # FSDP: every worker takes part in gathering the whole state
+                model_state, optimizer_state = full_state(clip, optimizer)
             if save and rank == 0:
                 checkpoint.save(Path(tmp), clip=clip, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                                 step=step, micro_step=step * A, cfg=cfg, tokenizer_json=config["tokenizer_json"],
-                                metrics=rows, worker_nodes=nodes)
+                                metrics=rows, model_state=model_state, optimizer_state=optimizer_state,
+                                worker_nodes=nodes, param_bytes_per_worker=local_param_bytes(clip))
                 ckpt = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
 
@@ -197,7 +234,7 @@ def train_loop_per_worker(config: dict) -> None:
         micro = [next(batches) for _ in range(A)]
         waited = time.perf_counter() - tick          # the device idles while the data stage catches up
         assert all(int(b["step"][0]) == step * A + i for i, b in enumerate(micro)), "data out of step order"
-        loss = train_step(model, clip, micro, optimizer, scheduler, scaler, autocast, rank, world)
+        loss = train_step(step_model, clip, micro, optimizer, scheduler, scaler, autocast, rank, world)
         step += 1
         skipped += int(sum(b["skipped"].sum() for b in micro))
         if device.type == "cuda":
@@ -264,7 +301,7 @@ def _plan(cfg: TrainConfig) -> tuple[list[tuple[str, int]], int]:
 
 def _corpus_digest(shards: list[tuple[str, int]]) -> str:
     """What the run trained on: each shard's name, rows and bytes (the corpus writes parts atomically)."""
-    facts = [(Path(path).name, rows, Path(path).stat().st_size) for path, rows in shards]
+    facts = [(wit_storage.name(path), rows, wit_storage.size(path)) for path, rows in shards]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
 
@@ -280,18 +317,22 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
 
     from wit.raylocal import ensure_ray
 
-    run_dir = Path(cfg.run_dir).resolve()
+    run_dir = rundir.local_run_dir(cfg.run_dir).resolve()    # for a URI run dir, its node-local mirror
     shards, total_steps = _plan(cfg)
-    if is_done(run_dir):  # same config and the same corpus shards, finished: reuse
-        done = read_json(run_dir / "_SUCCESS.json")
+    if is_done(cfg.run_dir):  # same config and the same corpus shards, finished: reuse
+        done = read_json(wit_storage.join(cfg.run_dir, "_SUCCESS.json"))
         if done.get("config") == to_dict(cfg) and done.get("corpus") == _corpus_digest(shards):
             return done["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage_path or str(run_dir / "ray")
+    storage = cfg.storage_path or (wit_storage.join(cfg.run_dir, "ray") if wit_storage.is_uri(cfg.run_dir)
+                                   else str(run_dir / "ray"))
     attempt = checkpoint.latest_attempt(storage) if resume else None
     if resume and attempt is None:
         raise WitError(f"nothing to resume in {storage}", hint="run without --resume to start")
+    if resume:
+        rundir.pull(cfg.run_dir, run_dir, "tokenizer.json")          # resuming on another machine
     tokenizer_path = _tokenizer(cfg, run_dir, resume)
+    rundir.push(run_dir, cfg.run_dir, "tokenizer.json")              # before training: a resume needs it
     ensure_ray()
 
     worker, data_cpus = _resources(cfg)
@@ -302,7 +343,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
                            "data_cpus_per_worker": data_cpus},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=worker,
                                      placement_strategy=cfg.placement_strategy),
-        run_config=RunConfig(storage_path=storage, name=attempt or time.strftime("attempt-%Y%m%d-%H%M%S"),
+        run_config=RunConfig(**rundir.ray_storage(storage), name=attempt or time.strftime("attempt-%Y%m%d-%H%M%S"),
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=cfg.max_failures)),
     )
@@ -327,5 +368,6 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     summary = {"run_dir": str(run_dir), "checkpoint": str(latest), **summarize(rows),
                "metrics_path": str(jsonl), "metrics_csv": str(table), "tokenizer": str(tokenizer_path),
                "storage_path": storage}
-    mark_done(run_dir, provenance("train", cfg, result=summary, corpus=_corpus_digest(shards)))
+    summary = rundir.publish(run_dir, cfg.run_dir, summary)           # a URI run dir: upload, paths -> URI
+    mark_done(cfg.run_dir, provenance("train", cfg, result=summary, corpus=_corpus_digest(shards)))
     return summary

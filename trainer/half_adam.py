@@ -21,6 +21,7 @@ import math
 import torch
 
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+STATE_DTYPES = {"fp32": torch.float32, **HALF_DTYPES}   # fp32 states: half weights, full-precision moments
 _TOP = 2.0 ** 15                          # where a tensor's largest |entry| lands after scaling
 
 
@@ -55,7 +56,8 @@ class _Scaled:
 
 
 class HalfStateAdamW(torch.optim.Optimizer):
-    """AdamW (decoupled weight decay) with fp16/bf16 moments; the arithmetic is fp32.
+    """AdamW (decoupled weight decay) with fp16/bf16 moments (or fp32 ones, when only some weights
+    are half); the arithmetic is fp32.
 
     Parameters may themselves be fp16/bf16 (e.g. the text encoder, as in the paper): the update
     is computed in fp32 and written back with stochastic rounding when `stochastic_rounding`.
@@ -63,11 +65,11 @@ class HalfStateAdamW(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, state_dtype: str = "fp16", stochastic_rounding: bool = True):
-        if state_dtype not in HALF_DTYPES:
-            raise ValueError(f"state_dtype must be one of {sorted(HALF_DTYPES)}, not {state_dtype!r}")
+        if state_dtype not in STATE_DTYPES:
+            raise ValueError(f"state_dtype must be one of {sorted(STATE_DTYPES)}, not {state_dtype!r}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
-        self.state_dtype = HALF_DTYPES[state_dtype]
+        self.state_dtype = STATE_DTYPES[state_dtype]
         self.stochastic_rounding = stochastic_rounding
 
     def _init_state(self, p: torch.Tensor) -> dict:
@@ -111,12 +113,15 @@ class HalfStateAdamW(torch.optim.Optimizer):
         return loss
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """torch casts loaded floating states to the parameter's dtype; put ours back in half."""
+        """torch casts loaded floating states to the parameter's dtype (a bf16 weight's fp32 scale would
+        come back rounded to bf16, and resuming would not be exact); put back the saved tensors as saved."""
         super().load_state_dict(state_dict)
-        for state in self.state.values():
-            for key in ("exp_avg", "exp_avg_sq_sqrt"):
-                state[key] = state[key].to(self.state_dtype)
-                state[key + "_scale"] = state[key + "_scale"].float()
+        params = [p for group in self.param_groups for p in group["params"]]
+        saved = [i for group in state_dict["param_groups"] for i in group["params"]]
+        for p, i in zip(params, saved):
+            for key, value in state_dict["state"].get(i, {}).items():
+                if torch.is_tensor(value):
+                    self.state[p][key] = value.to(p.device, copy=True)
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:

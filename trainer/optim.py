@@ -1,5 +1,6 @@
 """AdamW with decoupled weight decay on weight matrices only, a cosine schedule with linear warmup,
-optional gradient clipping, and Adam moments storable in fp16/bf16 (trainer/half_adam.py)."""
+optional gradient clipping, Adam moments storable in fp16/bf16 (trainer/half_adam.py), and the
+paper's half-precision text encoder weights, updated with stochastic rounding."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from trainer.half_adam import HalfStateAdamW
 from wit.errors import WitError
 
 STATE_DTYPES = ("fp32", "fp16", "bf16")
+WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The text encoder, as the paper stores it in half precision: everything between token ids and the
+# text embedding. The vision tower and logit_scale (one shared, clamped scalar) stay fp32.
+TEXT_TOWER = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class OptimConfig:
     state_dtype: str = "fp32"             # Adam moments: fp32 (16 bytes/param in all) or fp16/bf16 (12)
     grad_clip_norm: float | None = None   # clip the global gradient norm to this; None = no clipping
     stochastic_rounding: bool = True      # for fp16/bf16 parameters (the paper's half text encoder)
+    fused: bool | None = None             # fp32 states: one fused CUDA kernel per step; None = when on CUDA
 
     def __post_init__(self) -> None:
         if self.state_dtype not in STATE_DTYPES:
@@ -51,6 +57,21 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def store_text_tower(model: nn.Module, dtype: str) -> list[str]:
+    """Keep the text encoder's weights (TEXT_TOWER) in `dtype` (fp32 | fp16 | bf16); returns their names.
+
+    Half weights halve the tower's weight and gradient bytes; the optimizer keeps fp32 arithmetic and
+    writes them back with stochastic rounding (build_optimizer picks HalfStateAdamW when any weight is
+    half). Without autocast the text forward then runs in `dtype` too; under autocast, as autocast says.
+    """
+    names = [n for n, _ in model.named_parameters() if n.startswith(TEXT_TOWER)]
+    with torch.no_grad():
+        for name in names:
+            param = model.get_parameter(name)
+            param.data = param.data.to(WEIGHT_DTYPES[dtype])
+    return names
+
+
 def cosine_with_warmup(warmup_steps: int, total_steps: int):
     """LR multiplier for step s: linear from 1/warmup up to 1, then a half cosine down to 0."""
     def factor(step: int) -> float:
@@ -62,14 +83,19 @@ def cosine_with_warmup(warmup_steps: int, total_steps: int):
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig):
-    """(AdamW, LambdaLR); call scheduler.step() once after every optimizer step.
+    """(AdamW, LambdaLR); call scheduler.step() once after every optimizer step. Half moments or half
+    weights (store_text_tower) take HalfStateAdamW: fp32 math, stochastic rounding into half weights.
 
     Clipping runs inside `optimizer.step()` (a step pre-hook), so under `GradScaler` it sees the
     unscaled gradients (`scaler.step` unscales first) and a skipped fp16 step clips nothing.
     """
     groups = param_groups(model, cfg.weight_decay)
-    if cfg.state_dtype == "fp32":
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    half_weights = any(p.dtype != torch.float32 for g in groups for p in g["params"])
+    if cfg.state_dtype == "fp32" and not half_weights:
+        # The fused kernel updates every tensor in one launch instead of a dozen per parameter list;
+        # on a B/32 step that launch overhead is a visible share of the GPU time.
+        fused = cfg.fused if cfg.fused is not None else all(p.is_cuda for g in groups for p in g["params"])
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
     else:
         optimizer = HalfStateAdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                    state_dtype=cfg.state_dtype, stochastic_rounding=cfg.stochastic_rounding)

@@ -2,7 +2,9 @@
 
 A reader never sees a half-written file: a stage that dies leaves `*.tmp-*` files behind, which
 the next run ignores and overwrites. Parquet files get a `wit` key-value metadata entry holding the
-stage, its config and the versions of the packages that produced it.
+stage, its config and the versions of the packages that produced it. Every function takes a local
+path or a cloud URI (wit.storage); on an object store the final key is written in one PUT instead
+of renamed, and `_SUCCESS.json`, written last, still says a directory is complete.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 import os
 import platform
 import time
-import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit import storage
 from wit.config import to_dict
 
 METADATA_KEY = b"wit"
@@ -44,45 +46,42 @@ def provenance(stage: str, config: Any = None, **extra: Any) -> dict[str, Any]:
     return record
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-
-
-def write_parquet(table: pa.Table, path: str | os.PathLike, record: dict[str, Any], **kwargs: Any) -> Path:
-    """Write `table` with `record` in its key-value metadata, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_parquet(
+    table: pa.Table, path: str | os.PathLike, record: dict[str, Any], **kwargs: Any
+) -> str | Path:
+    """Write `table` with `record` in its key-value metadata, atomically; returns `path` (a Path if local)."""
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
-    tmp = _temp_name(path)
-    pq.write_table(table.replace_schema_metadata(meta), tmp, **kwargs)
-    os.replace(tmp, path)
-    return path
+    with storage.atomic_output(path) as (fs, target):
+        pq.write_table(table.replace_schema_metadata(meta), target, filesystem=fs, **kwargs)
+    return _returned(path)
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
-    meta = pq.read_schema(path).metadata or {}
+    with storage.open_input_file(path) as f:
+        meta = pq.read_schema(f).metadata or {}
     raw = meta.get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+def write_json(obj: Any, path: str | os.PathLike) -> str | Path:
+    storage.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return _returned(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    return json.loads(storage.read_text(path))
 
 
-def mark_done(directory: str | os.PathLike, record: dict[str, Any]) -> Path:
+def _returned(path: str | os.PathLike) -> str | Path:
+    # Local callers get a Path, as before; a URI stays a string (a Path would collapse its '//').
+    return str(path) if storage.is_uri(path) else Path(path)
+
+
+def mark_done(directory: str | os.PathLike, record: dict[str, Any]) -> str | Path:
     """A stage's completion marker: written last, so its presence means the directory is complete."""
-    return write_json(record, Path(directory) / "_SUCCESS.json")
+    return write_json(record, storage.join(directory, "_SUCCESS.json"))
 
 
 def is_done(directory: str | os.PathLike) -> bool:
-    return (Path(directory) / "_SUCCESS.json").exists()
+    return storage.is_file(storage.join(directory, "_SUCCESS.json"))

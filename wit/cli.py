@@ -29,6 +29,10 @@ The stages, in order (each reads the previous one's output directory):
   wit plot RUN           metrics of a run                  -> PNG of loss and throughput
   wit inspect DIR        a Polars summary of any stage's output
   wit demo               all of the above, offline, on the embedded default
+  wit plan [PRESET|FILE] what a full build + training run will take: nodes, hours, bytes, cost
+
+Inputs and outputs may be local paths or bucket URIs (s3://bucket/prefix, gs://bucket/prefix);
+credentials and endpoints come from the environment (AWS_*, AWS_ENDPOINT_URL_S3, Google ADC).
 
 Exit codes: 0 done, 1 failed (a bug or a broken stage; rerun resumes), 2 bad input (the message
 says what to fix), 130 interrupted.
@@ -40,13 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli import register as register_pipeline
     from trainer.cli import register as register_trainer
     from wit.demo.cli import register as register_demo
+    from wit.plan.cli import register as register_plan
 
     parser = argparse.ArgumentParser(
         prog="wit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (register_queries, register_pipeline, register_trainer, register_demo):
+    for register in (register_queries, register_pipeline, register_trainer, register_demo, register_plan):
         register(sub)
     return parser
 
@@ -64,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wit: interrupted; finished shards are kept, rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - the top level reports, it does not hide
+    except Exception as err:  # noqa: BLE001 - the top level reports, it does not hide
+        from wit.storage import as_wit_error
+
+        # A missing bucket or missing credentials can surface deep inside a Ray task: still bad input.
+        user_error = as_wit_error(err) if isinstance(err, OSError) else None
+        if user_error is not None and not args.traceback:
+            print(f"wit: error: {user_error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if args.traceback:
             raise
         traceback.print_exc()

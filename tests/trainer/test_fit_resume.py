@@ -4,21 +4,13 @@ uninterrupted run with the same seed. Exact because each step's batch is a funct
 rank) (trainer/data.py) and model, optimizer, scheduler, scaler and RNG states are restored."""
 
 import dataclasses
-import json
 
 import pytest
 import torch
 
+from fit_results import final_weights, metric_rows
 from shapes_corpus import write_corpus
 from trainer.fit import TrainConfig, fit
-
-
-def _weights(result):
-    return torch.load(f"{result['checkpoint']}/model.pt", weights_only=True)
-
-
-def _rows(result):
-    return [json.loads(line) for line in open(result["metrics_path"])]
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +31,11 @@ def test_killed_worker_restarts_from_the_last_checkpoint(reference):
                                  tokenizer_path=ref["tokenizer"])
     result = fit(killed)
     assert (root / "killed" / "_failed_at_5").exists()                  # the worker really died once
-    rows, ref_rows = _rows(result), _rows(ref)
+    rows, ref_rows = metric_rows(result), metric_rows(ref)
     assert [r["step"] for r in rows] == list(range(1, 9))               # steps 5 and 6 redone, none counted twice
     assert [r["first_index"] for r in rows] == [r["first_index"] for r in ref_rows]
-    for name, tensor in _weights(ref).items():
-        assert torch.equal(tensor, _weights(result)[name]), name
+    for name, tensor in final_weights(ref).items():
+        assert torch.equal(tensor, final_weights(result)[name]), name
 
 
 @pytest.mark.slow
@@ -54,9 +46,9 @@ def test_stopped_run_resumes_mid_epoch(reference):
     with pytest.raises(Exception):
         fit(stopped)                                                    # dies after step 3; last checkpoint: 2
     result = fit(stopped, resume=True)
-    rows, ref_rows = _rows(result), _rows(ref)
+    rows, ref_rows = metric_rows(result), metric_rows(ref)
     assert [r["step"] for r in rows] == list(range(1, 9))
     assert [(r["first_index"], r["loss"]) for r in rows] == [(r["first_index"], r["loss"]) for r in ref_rows]
-    for name, tensor in _weights(ref).items():
-        assert torch.equal(tensor, _weights(result)[name]), name
+    for name, tensor in final_weights(ref).items():
+        assert torch.equal(tensor, final_weights(result)[name]), name
     assert result["loss_last"] == ref["loss_last"]

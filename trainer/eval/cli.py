@@ -111,9 +111,10 @@ def _emit(kind: str, result: dict, args) -> int:
         write_json(result, args.out)
     if args.markdown == "-":
         print(MARKDOWN[kind](result))
-    elif args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(MARKDOWN[kind](result) + "\n")
+    elif args.markdown:                   # a local file or a cloud URI
+        from wit.storage import write_text
+
+        write_text(args.markdown, MARKDOWN[kind](result) + "\n")
     return 0
 
 

@@ -1,0 +1,239 @@
+"""The measured rates a plan stands on, each read from a benchmark result with the file and key it came from.
+
+Every `Figure` says where its number came from: `bench/results/<file>.json: <key path>` for a
+measurement, `assumption: <why>` for a number we have not measured. Reports print the source next to
+the figure, so every line of SCALING.md can be traced back. Other benchmarks keep adding keys to these
+files; a figure reads only its own key and ignores the rest. match.json and download.json predate
+bench/common.py's `figures` section, so their keys are looked up at the top level and under
+`figures.` alike, for when they move.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wit.errors import WitError
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+# How to (re)create each results file when it is missing.
+BENCH_COMMANDS = {
+    "queries.json": "python bench/queries.py --mb 200 --range-mb 8",
+    "match_per_core.json": "python bench/match.py --rows 0 --out bench/results/match_per_core.json",
+    "match.json": "python bench/match.py",
+    "download.json": "python bench/download.py --images 2000",
+    "tokenizer.json": "python bench/tokenizer.py",
+    "step_cuda.json": "python bench/step.py --device cuda --batch 256 --precision bf16 (on a GPU)",
+    "train.json": "python bench/train.py (and --gpu --no-ray --compile on a GPU)",
+    "memory_cuda.json": "python bench/memory.py --device cuda --batch 256 --precision bf16 (on a GPU)",
+    "overheads.json": "python bench/overheads.py",
+    "query_zipf.json": "python bench/query_zipf.py",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    unit: str
+    source: str                       # "bench/results/x.json: a.b.c" or "assumption: ..."
+
+    @property
+    def assumed(self) -> bool:
+        return self.source.startswith("assumption")
+
+
+def assumption(value: float, unit: str, why: str) -> Figure:
+    return Figure(float(value), unit, f"assumption: {why}")
+
+
+class Results:
+    """The JSON files of bench/results, read once each, with errors that say which bench to run."""
+
+    def __init__(self, results_dir: str | Path = RESULTS_DIR):
+        self.dir = Path(results_dir)
+        self._cache: dict[str, Any] = {}
+
+    def load(self, name: str) -> Any:
+        if name not in self._cache:
+            path = self.dir / name
+            if not path.is_file():
+                raise WitError(f"benchmark result {path} is missing",
+                               hint=f"run `{BENCH_COMMANDS.get(name, 'the bench that writes it')}` "
+                                    "or pass --results DIR with the results files")
+            try:
+                self._cache[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise WitError(f"benchmark result {path} is not valid JSON ({err})",
+                               hint=f"rerun `{BENCH_COMMANDS.get(name, 'its bench')}`") from err
+        return self._cache[name]
+
+    def figure(self, name: str, keys: str | tuple[str, ...], unit: str) -> Figure:
+        """The number at the first of `keys` (dotted paths; list items by index) found in `name`."""
+        data = self.load(name)
+        for key in (keys,) if isinstance(keys, str) else keys:
+            value = dig(data, key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return Figure(float(value), unit, f"bench/results/{name}: {key}")
+        raise WitError(f"bench/results/{name} has no number at {' or '.join((keys,) if isinstance(keys, str) else keys)}",
+                       hint=f"rerun `{BENCH_COMMANDS.get(name, 'its bench')}` (the file may predate that figure)")
+
+
+def dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, list) and part.lstrip("-").isdigit() and -len(data) <= int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def ratio(top: Figure, bottom: Figure, unit: str) -> Figure:
+    """A derived figure keeps both sources."""
+    return Figure(top.value / bottom.value, unit, f"{top.source} / {bottom.source.split(': ', 1)[-1]}")
+
+
+@dataclass(frozen=True)
+class StageOverhead:
+    """A stage's fixed cost on a near-empty input (bench/overheads.py), and for CPU training the step."""
+
+    seconds: dict[str, Figure]            # by stage: queries, match, balance, download, train, eval
+    train_step_floor_s: Figure            # tiny CLIP on this machine: seconds per step at batch 0 ...
+    train_step_per_sample_s: Figure       # ... plus this per sample of the per-worker batch
+
+
+@dataclass(frozen=True)
+class Rates:
+    queries_mb_s_per_core: Figure
+    queries_peak_rss_mb: Figure
+    dump_compression: Figure              # bz2 bytes per XML byte
+    match_texts_s_per_core: Figure
+    match_share: Figure                   # share of real captions matching >= 1 query
+    automaton_build_s: Figure             # 500k queries, one per actor
+    automaton_rss_mb: Figure
+    balance_rows_s_per_core: Figure
+    balance_candidate_bytes: Figure       # driver memory per head-query candidate (hash, key)
+    download_images_s_per_core: Figure
+    source_image_bytes: Figure
+    decode_images_s_per_core: Figure
+    tokenize_captions_s_per_core: Figure
+    gpu_flops: Figure                     # achieved FLOP/s per GPU (training step)
+    cpu_flops: Figure                     # achieved FLOP/s of one CPU training process (this machine)
+    gpu_name: str
+    bytes_per_param: dict[str, Figure]
+    activation_bytes_per_sample: dict[bool, Figure]   # by gradient checkpointing
+    activation_model: str
+    zipf_exponent: Figure
+    queries_per_pair: dict[int, int]      # measured: captions by number of matched queries
+    queries_per_pair_source: str
+    overheads: StageOverhead
+
+
+def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu: str = "H100") -> Rates:
+    """The rates for a plan whose GPUs are `gpu` (a name as in the benches' device, e.g. H100)."""
+    r = Results(results_dir)
+    q, m, mp, d = "queries.json", "match.json", "match_per_core.json", "download.json"
+    either = lambda key: (key, f"figures.{key}")                                # noqa: E731
+    balance_rows = r.figure(m, either("pipeline.rows"), "rows")
+    balance_s = r.figure(m, either("pipeline.balance.stage_s"), "s")
+    balance_cpus = r.figure(m, either("machine.cpus"), "cores")
+    balance_rate = Figure(balance_rows.value / balance_s.value / balance_cpus.value, "rows/s/core",
+                          f"bench/results/{m}: pipeline.rows / pipeline.balance.stage_s / machine.cpus")
+    coco_rows = r.figure(mp, either("per_core.coco.rows"), "rows")
+    coco_matched = r.figure(mp, either("per_core.coco.matched"), "rows")
+    batch = r.figure("memory_cuda.json", "figures.batch", "samples")
+    memory = r.load("memory_cuda.json").get("figures", {})
+    zipf = r.load("query_zipf.json").get("figures", {})
+    return Rates(
+        queries_mb_s_per_core=r.figure(q, "figures.end_to_end_mb_s_per_core", "MB/s/core"),
+        queries_peak_rss_mb=r.figure(q, "figures.peak_rss_mb_one_map_task", "MB"),
+        dump_compression=ratio(r.figure(q, "figures.compressed_bytes", "B"), r.figure(q, "figures.xml_bytes", "B"), ""),
+        match_texts_s_per_core=r.figure(mp, either("per_core.coco.texts_per_s"), "texts/s/core"),
+        match_share=ratio(coco_matched, coco_rows, ""),
+        automaton_build_s=r.figure(mp, either("automaton.build_s"), "s"),
+        automaton_rss_mb=r.figure(mp, either("automaton.rss_mb"), "MB"),
+        balance_rows_s_per_core=balance_rate,
+        balance_candidate_bytes=r.figure("overheads.json", "figures.balance_candidate_bytes", "B"),
+        download_images_s_per_core=r.figure(d, either("results.wit.images_per_s_per_core"), "images/s/core"),
+        source_image_bytes=r.figure(d, either("input.mean_jpeg_bytes"), "B"),
+        decode_images_s_per_core=_decode_rate(r, gpu),
+        tokenize_captions_s_per_core=r.figure("tokenizer.json", "figures.coco_captions_per_s", "captions/s/core"),
+        gpu_flops=_gpu_flops(r, compiled, gpu),
+        cpu_flops=_cpu_flops(r),
+        gpu_name=gpu,
+        bytes_per_param={dtype: r.figure("memory_cuda.json", f"figures.bytes_per_param_{dtype}_states", "B/param")
+                         for dtype in ("fp32", "fp16")},
+        activation_bytes_per_sample={
+            on: _per_sample(r.figure("memory_cuda.json", f"figures.activation_mib_checkpointing_{'on' if on else 'off'}",
+                                     "MiB"), batch)
+            for on in (False, True)},
+        activation_model=str(memory.get("model", "ViT-B/32")),
+        zipf_exponent=r.figure("query_zipf.json", "figures.zipf_exponent", ""),
+        queries_per_pair={int(k): int(n) for k, n in (zipf.get("queries_per_caption") or {}).items()},
+        queries_per_pair_source="bench/results/query_zipf.json: figures.queries_per_caption",
+        overheads=_overheads(r),
+    )
+
+
+def _per_sample(mib: Figure, batch: Figure) -> Figure:
+    return Figure(mib.value * 2**20 / batch.value, "B/sample", f"{mib.source} / figures.batch")
+
+
+def _decode_rate(r: Results, gpu: str) -> Figure:
+    """JPEG decode + crop + resize + tokenize per process on a GPU host (the plan's GPU type when
+    measured there), the slowest of its runs."""
+    runs = r.load("train.json").get("runs") or []
+    found = [(i, run) for i, run in enumerate(runs)
+             if "cpu" not in str(dig(run, "machine.device") or "cpu").lower()
+             and isinstance(dig(run, "figures.decode.images_per_s_per_process"), (int, float))]
+    same = [(i, run) for i, run in found if gpu and gpu in str(dig(run, "machine.device"))]
+    if not found:
+        return r.figure("train.json", "runs.0.figures.decode.images_per_s_per_process", "images/s/core")
+    i, _ = min(same or found, key=lambda item: item[1]["figures"]["decode"]["images_per_s_per_process"])
+    return r.figure("train.json", f"runs.{i}.figures.decode.images_per_s_per_process", "images/s/core")
+
+
+def _gpu_flops(r: Results, compiled: bool, gpu: str) -> Figure:
+    """Achieved FLOP/s per GPU = MFU x the peak it was measured against: the torch.compile run on
+    the plan's GPU type with the largest batch (a 32k global batch gives every GPU hundreds of samples),
+    else on any GPU; else the eager step of step_cuda.json."""
+    if compiled:
+        found = [(i, run) for i, run in enumerate(r.load("train.json").get("runs") or [])
+                 if isinstance(dig(run, "figures.synthetic_compiled.mfu"), (int, float))
+                 and isinstance(dig(run, "figures.synthetic_compiled.peak_tflops"), (int, float))]
+        same = [(i, run) for i, run in found if gpu and gpu in str(dig(run, "machine.device"))]
+        if same or found:
+            i, run = max(same or found, key=lambda item: item[1].get("batch") or 0)
+            key = f"runs.{i}.figures.synthetic_compiled"
+            mfu, peak = dig(run, "figures.synthetic_compiled.mfu"), dig(run, "figures.synthetic_compiled.peak_tflops")
+            return Figure(mfu * peak * 1e12, "FLOP/s/GPU", f"bench/results/train.json: {key}.mfu x {key}.peak_tflops")
+    mfu = r.figure("step_cuda.json", "figures.ours_mfu", "")
+    peak = r.figure("step_cuda.json", "figures.peak_matmul_tflops_measured", "TFLOP/s")
+    return Figure(mfu.value * peak.value * 1e12, "FLOP/s/GPU",
+                  "bench/results/step_cuda.json: figures.ours_mfu x figures.peak_matmul_tflops_measured")
+
+
+def _cpu_flops(r: Results) -> Figure:
+    """Achieved FLOP/s of the synthetic training step on a CPU (MFU x the measured matmul peak)."""
+    for i, run in enumerate(r.load("train.json").get("runs") or []):
+        mfu, peak = dig(run, "figures.synthetic.mfu"), dig(run, "figures.synthetic.peak_tflops")
+        if str(dig(run, "machine.device")) == "cpu" and isinstance(mfu, (int, float)) and isinstance(peak, (int, float)):
+            key = f"runs.{i}.figures.synthetic"
+            return Figure(mfu * peak * 1e12, "FLOP/s", f"bench/results/train.json: {key}.mfu x {key}.peak_tflops")
+    raise WitError("bench/results/train.json has no CPU run", hint="run `python bench/train.py` on this machine")
+
+
+STAGES = ("queries", "match", "balance", "download", "train", "eval")
+
+
+def _overheads(r: Results) -> StageOverhead:
+    name = "overheads.json"
+    return StageOverhead(
+        seconds={stage: r.figure(name, f"figures.overhead_s.{stage}", "s") for stage in STAGES},
+        train_step_floor_s=r.figure(name, "figures.train_step.floor_s", "s"),
+        train_step_per_sample_s=r.figure(name, "figures.train_step.per_sample_s", "s/sample"),
+    )
