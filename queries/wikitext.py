@@ -3,10 +3,11 @@
 What goes entirely: comments, <ref> citations, <math>/<gallery>/... blocks, templates `{{...}}`
 (infoboxes, citations, navboxes: nesting-aware), tables `{| ... |}`, file/image/category links,
 interlanguage links, ISBN/PMID magic links and back-matter sections (References, External links,
-See also...). What is reduced to its visible text: `[[target|label]]` -> label,
-`[[target]]` -> target, `[http://x label]` -> label, formatting tags (<b>, <span>...), bold and
-italic quotes, heading markers, list markers, HTML entities. Lines are kept, because a line is a
-paragraph and counting must not join words across paragraphs.
+See also...). What is reduced to its visible text: the few templates that render prose
+(`{{convert|12|km}}` -> "12 km", `{{lang|fr|la vie}}` -> "la vie", `{{nowrap|...}}`),
+`[[target|label]]` -> label, `[[target]]` -> target, `[http://x label]` -> label, formatting tags
+(<b>, <span>...), bold and italic quotes, heading markers, list markers, HTML entities. Lines are
+kept, because a line is a paragraph and counting must not join words across paragraphs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ _TAG = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>")  # any remaining tag; i
 # scanner looks for the two-character tokens only (a search led by a literal character, fast) and
 # checks by hand that a table bracket starts its line: `^[ \t:]*\{\|` and `^[ \t]*\|\}`.
 _BRACKET = re.compile(r"\{[{|]|\}\}|\|\}")
+# Templates whose output is prose, kept as their visible words before every other template goes:
+# {{convert|12|km|mi}} -> "12 km", {{lang|fr|la vie}} / {{lang-fr|la vie}} -> "la vie",
+# {{nowrap|New York}} -> "New York". Innermost only, with no links inside (a link's own `|` would
+# split it): other forms are dropped with the templates. Foreign text in another script is dropped
+# too ("Brahui ({{lang-bra|براہوئی}})"): it is not English vocabulary.
+_PROSE_TEMPLATE = re.compile(
+    r"\{\{\s*(convert|cvt|lang|lang-[a-zA-Z-]+|nowrap|nobr|small|smaller|big|transl)\s*\|([^{}\[\]]*)\}\}",
+    re.IGNORECASE)
+_NON_LATIN_LETTER = re.compile(r"[^\W\d_\u0000-\u024f\u1e00-\u1eff]")
+_CONVERT_JOINERS = frozenset(("-", "–", "to", "and", "or", "by", "x", "×", "+", "to(-)"))
 _EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:|mailto:|//)[^\s\[\]]*(?:\s+([^\[\]]*))?\]", re.IGNORECASE)
 _BARE_URL = re.compile(r"(?:https?|ftp)://\S+")  # case-sensitive: IGNORECASE makes it 10x slower
 # An innermost internal link: no `[[` or `]]` inside, so nested links resolve from the inside out.
@@ -66,6 +77,8 @@ def to_plain_text(wikitext: str, tidy: bool = True) -> str:
     text = _COMMENT.sub("", wikitext)
     text = _REF_SELF_CLOSING.sub("", text)
     text = _DROPPED_BLOCK.sub("", text)
+    if "{{" in text:
+        text = _PROSE_TEMPLATE.sub(_prose_template_text, text)
     text = remove_nested(text)
     text = _EXTERNAL_LINK.sub(lambda m: m.group(1) or "", text)
     text = resolve_links(text)
@@ -88,6 +101,31 @@ def to_plain_text(wikitext: str, tidy: bool = True) -> str:
     text = _EMPTY_PARENS.sub("", text)
     text = _SPACES.sub(" ", text)
     return _BLANK_LINES.sub("\n", text).strip()
+
+
+def _prose_template_text(match: re.Match[str]) -> str:
+    name = match.group(1).lower()
+    args = [a.strip() for a in match.group(2).split("|") if "=" not in a]  # named args are options
+    if not args:
+        return ""
+    if name in ("convert", "cvt"):
+        return _convert_text(args)
+    if name in ("lang", "transl"):
+        text = args[-1] if len(args) > 1 else ""     # {{lang|code|text}}: the code is not prose
+    else:
+        text = args[0]                               # {{lang-fr|text}}, {{nowrap|text}}, ...
+    return "" if _NON_LATIN_LETTER.search(text) else text
+
+
+def _convert_text(args: list[str]) -> str:
+    """The quantity as written in the source unit: "12 km", "5 to 7 km"; the converted figure is
+    computed by MediaWiki and would only add numbers."""
+    words = [args[0]]
+    for arg in args[1:]:
+        words.append(arg)
+        if arg.lower() not in _CONVERT_JOINERS and not arg.replace(".", "", 1).replace(",", "").isdigit():
+            break                                    # the unit ends the quantity
+    return " ".join(words)
 
 
 def drop_back_matter(text: str) -> str:

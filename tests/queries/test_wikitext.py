@@ -13,6 +13,14 @@ from queries.wikitext import to_plain_text
     [
         # templates nest; a naive `\{\{.*?\}\}` would leave "}} b"
         ("a {{cite web|title={{lang|fr|x}}|url=y}} b", "a b"),
+        # prose templates keep their words (the quantity in its source unit, the foreign text)...
+        ("It is {{convert|12|km|mi}} long.", "It is 12 km long."),
+        ("from {{convert|5|to|7|km|abbr=on}} wide", "from 5 to 7 km wide"),
+        ("Paris ({{lang-fr|Ville Lumière}}) and {{lang|de|Die Stadt}}.", "Paris (Ville Lumière) and Die Stadt."),
+        ("{{nowrap|New York}} {{Infobox city|name=x}} ok", "New York ok"),
+        # ...but not when nested in a template that goes, nor a bare language code
+        ("a {{cite|title={{nowrap|kept?}}}} b {{lang|fr}} c", "a b c"),
+        ("{{nowrap|[[Foo|bar]] baz}} x", "x"),  # a link inside: its `|` would split it, so dropped
         ("{{Infobox country\n| name = X\n| map = {{map|1}}\n|}}\nText after.", "Text after."),
         # a table inside a template, and a template inside a table
         ("{{Quote box\n{|\n| inner {{x}}\n|}}}\nafter", "after"),
