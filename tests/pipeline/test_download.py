@@ -45,7 +45,7 @@ ROUTES = {
     "/noai.jpg": Response(200, JPEG, "image/jpeg", {"X-Robots-Tag": "noai"}),
     "/other-bot-noai.jpg": Response(200, JPEG, "image/jpeg", {"X-Robots-Tag": "otherbot: noai"}),
     "/ours-noai.jpg": Response(200, JPEG, "image/jpeg", {"X-Robots-Tag": "wit-clip: noimageai"}),
-    "/slow.jpg": Response(200, JPEG, "image/jpeg", delay_s=3.0),
+    "/slow.jpg": Response(200, JPEG, "image/jpeg", delay_s=8.0),  # well past the 3 s timeout below
     "/loop.jpg": Response(302, b"", "text/plain", {"Location": "/loop.jpg"}),
 }
 SIZES = {  # stored images: (original w, h) -> (w, h) with the shorter side resized to 64
@@ -96,7 +96,8 @@ def corpus_parts(corpus) -> list[str]:
 def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
     # A tiny part target: the 10 stored images (~1 kB each) make several corpus parts.
     cfg = DownloadConfig(
-        image_size=64, timeout_s=1, thread_count=8, rows_per_input_shard=6, part_target_bytes=2_500
+        # 3 s: a fetch on a loaded 2-core CI machine can take over 1 s; /slow.jpg answers after 8 s.
+        image_size=64, timeout_s=3, thread_count=8, rows_per_input_shard=6, part_target_bytes=2_500
     )
     with LoopbackServer(route, max_requests=500) as server:
         paths = list(SIZES) + list(FAILED)
@@ -107,7 +108,7 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
 
         counts = manifest["counts"]
         assert counts["selected"] == len(paths) == 18
-        assert counts["downloaded"] == 10 and counts["failed"] == 8
+        assert counts["downloaded"] == 10 and counts["failed"] == 8, manifest
         assert len(manifest["download_shards"]) == 3  # 18 rows, 6 per shard
 
         # One request per URL, except the redirect loop: urllib stops after 4 visits of one URL.
