@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
+from contextlib import ExitStack
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -56,7 +55,7 @@ class _PartWriter:
         self.schema = schema.with_metadata(meta)
         self.parts: list[dict[str, Any]] = []
         self._writer: pq.ParquetWriter | None = None
-        self._tmp: str | None = None
+        self._output = ExitStack()        # the open part's storage.atomic_output: closing it publishes the part
         self._rows = self._bytes = 0
         storage.makedirs(out_dir)
 
@@ -84,21 +83,17 @@ class _PartWriter:
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
-            name = f"part-{len(self.parts):05d}.parquet"
-            # An object store has no rename, and an object appears only once its upload completes.
-            remote = storage.is_uri(self.out_dir)
-            self._tmp = storage.join(self.out_dir, name if remote else f"{name}.tmp-{uuid.uuid4().hex[:8]}")
-            fs, target = storage.resolve(self._tmp)
+            path = storage.join(self.out_dir, f"part-{len(self.parts):05d}.parquet")
+            fs, target = self._output.enter_context(storage.atomic_output(path))
             self._writer = pq.ParquetWriter(target, self.schema, filesystem=fs)
         return self._writer
 
     def _close(self) -> None:
-        assert self._writer is not None and self._tmp is not None
+        assert self._writer is not None
         self._writer.close()
+        self._output.close()              # locally: the temporary file renamed into place
         name = f"part-{len(self.parts):05d}.parquet"
         path = storage.join(self.out_dir, name)
-        if path != self._tmp:
-            os.replace(self._tmp, path)
         self.parts.append(
             {
                 "file": f"{storage.name(self.out_dir)}/{name}" if self.label == "failures" else name,
@@ -107,7 +102,7 @@ class _PartWriter:
                 "sha256": sha256_file(path),
             }
         )
-        self._writer, self._tmp, self._rows, self._bytes = None, None, 0, 0
+        self._writer, self._rows, self._bytes = None, 0, 0
 
 
 def _staged(files: list[str], desc: str) -> Iterator[pa.Table]:
