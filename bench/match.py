@@ -190,7 +190,7 @@ def wit(*args: str) -> tuple[float, dict]:
         [str(Path(sys.executable).parent / "wit"), *args], check=True, capture_output=True, text=True
     )
     seconds = time.perf_counter() - start
-    return seconds, json.loads(out.stdout[out.stdout.index("{") :])
+    return seconds, json.JSONDecoder().raw_decode(out.stdout, out.stdout.index("{"))[0]   # Ray may print after it
 
 
 def main() -> None:

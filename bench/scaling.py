@@ -1,11 +1,12 @@
 """Regenerate SCALING.md: every table is `wit plan` output, every number in the prose is read from the
 same plans (wit.plan.build_plan on bench/results/*.json), none is typed by hand.
 
-    python bench/scaling.py [--demo-summary OUT/summary.json --demo-results DIR] [--out SCALING.md]
+    python bench/scaling.py [--check-run RUN.json --check-results DIR] [--out SCALING.md]
 
---demo-summary: a `wit demo --smoke` summary.json measured on this machine; its stage seconds go in
-the reality-check section next to `wit plan demo-smoke --results DIR`, where DIR holds the
-bench/overheads.py result measured just before it (as tests/wit/plan/test_plan_reality.py does).
+--check-run: the JSON of `python -m wit.plan.probe plan-check --out RUN.json` measured on this
+machine; its stage seconds go in the reality-check section next to `wit plan plan-check --results
+DIR`, where DIR holds the bench/overheads.py result measured just before it (as
+tests/wit/plan/test_plan_reality.py does).
 """
 
 from __future__ import annotations
@@ -123,11 +124,11 @@ def _decode_cores(p) -> float:
     return cores(p.config, p.cluster, p.training["gpus"])
 
 
-def reality(summary: str | None, results: str | None) -> str:
-    if not summary:
-        return ("Run `wit demo --smoke --out OUT`, then `wit plan demo-smoke --compare OUT/summary.json`; "
-                "tests/wit/plan/test_plan_reality.py does both and asserts the agreement.")
-    args = f"demo-smoke --compare {summary}" + (f" --results {results}" if results else "")
+def reality(run: str | None, results: str | None) -> str:
+    if not run:
+        return ("Run `python -m wit.plan.probe plan-check --out RUN.json`, then `wit plan plan-check --compare "
+                "RUN.json`; tests/wit/plan/test_plan_reality.py does both and asserts the agreement.")
+    args = f"plan-check --compare {run}" + (f" --results {results}" if results else "")
     text = wit_plan(args)
     return f"`wit plan {args}`:\n\n" + text.split("### Predicted vs measured", 1)[1].strip()
 
@@ -135,15 +136,15 @@ def reality(summary: str | None, results: str | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "SCALING.md"))
-    ap.add_argument("--demo-summary", default=None)
-    ap.add_argument("--demo-results", default=None)
+    ap.add_argument("--check-run", default=None)
+    ap.add_argument("--check-results", default=None)
     args = ap.parse_args()
     template = (Path(__file__).parent / "scaling_template.md").read_text()
     outputs = {name: wit_plan(a) for name, a in PLANS.items()}
     plans = {name: plan_of(a) for name, a in PLANS.items()}
     table = "\n".join(headline(n, PLANS[n], plans[n]) for n in PLANS)
     text = template.format(
-        date=datetime.date.today().isoformat(), headline=table, reality=reality(args.demo_summary, args.demo_results),
+        date=datetime.date.today().isoformat(), headline=table, reality=reality(args.check_run, args.check_results),
         **{f"out_{name}": _demote(out) for name, out in outputs.items()}, **facts(plans))
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")

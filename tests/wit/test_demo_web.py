@@ -65,6 +65,24 @@ def test_server_answers_each_kind_of_url():
             assert err.value.code == code
 
 
+def test_a_large_pool_repeats_its_rows_on_mirror_urls_that_serve_the_same_resource():
+    from wit.plan.probe import pool_table
+
+    with LoopbackServer(web.app(seed=0)) as server:
+        table = pool_table(server.url, 25, seed=0)
+        assert table.equals(web.pool(server.url, 25, seed=0))             # small pools are the web's own
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("wit.plan.probe.BASE_POOL_ROWS", 10)
+            mirrored = pool_table(server.url, 25, seed=0)
+        urls, captions = mirrored["url"].to_pylist(), mirrored["caption"].to_pylist()
+        assert len(set(urls)) == 25 and captions[12] == captions[2] and urls[12] == urls[2] + "?mirror=1"
+        with urllib.request.urlopen(server.url + "/img/3.jpg", timeout=5) as a, \
+                urllib.request.urlopen(server.url + "/img/3.jpg?mirror=7", timeout=5) as b:
+            assert a.read() == b.read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server.url + "/img/3.jpg?mirror=x", timeout=5)
+
+
 def test_eval_set_is_balanced_and_held_out(tmp_path):
     images, classes_json = evalset.write(tmp_path, seed=0, per_class=3)
     per_class = {d.name: len(list(d.glob("*.png"))) for d in images.iterdir()}

@@ -30,7 +30,9 @@ BAD_ROW_SHARES: dict[str, float] = {
     "duplicate": 0.02,  # the same (url, text) again
 }
 IMAGE_FORMATS = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-_PATH = re.compile(r"^/(img|missing|error|page|broken|noai)/(\d+)\.(jpg|png|webp|html)$")
+# An optional ?mirror=N: the same resource on another URL, as CDNs and image hosts serve it (wit/plan/probe.py
+# makes large pools of mirrors without generating a caption per row).
+_PATH = re.compile(r"^/(img|missing|error|page|broken|noai)/(\d+)\.(jpg|png|webp|html)(?:\?mirror=\d+)?$")
 
 
 def app(seed: int):

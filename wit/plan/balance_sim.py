@@ -99,6 +99,38 @@ class PairModel:
         draws = np.searchsorted(cdf, rng.random((sample, int(ks.max()))) * cdf[-1])
         draws = np.minimum(draws, queries - 1)
         self.pairs = np.where(np.arange(ks.max())[None, :] < ks[:, None], draws, -1)   # [sample, k_max], -1 pad
+        self.weights = np.full(sample, 1.0 / sample)                     # each sampled pair counts alike
+
+    @classmethod
+    def from_law(cls, law: dict, cap: int) -> "PairModel":
+        """`measured` from wit.plan.probe.query_law's lines ("pairs id id ...")."""
+        rows = [[int(x) for x in line.split()] for line in law["pairs_and_query_ids"]]
+        return cls.measured([r[1:] for r in rows], [r[0] for r in rows], cap)
+
+    @classmethod
+    def measured(cls, query_sets: list[list[int]], counts: list[int], cap: int) -> "PairModel":
+        """The law as measured on a pool: its distinct sets of matched query ids, each with how many
+        pairs carried it. No Zipf fit and no independence between a pair's queries: the pairs are the
+        pool's own (wit/plan/probe.py: query_law). Used where the pool is at hand (plans of the demo web)."""
+        if not query_sets or cap < 1:
+            raise WitError("a measured query law needs matched pairs, and cap_per_query >= 1")
+        ids = sorted({q for qs in query_sets for q in qs})
+        rank = {q: r for r, q in enumerate(ids)}
+        width = max(len(qs) for qs in query_sets)
+        model = cls.__new__(cls)
+        model.queries, model.cap = len(ids), cap
+        model.pairs = np.array([[rank[q] for q in qs] + [-1] * (width - len(qs)) for qs in query_sets])
+        model.weights = np.asarray(counts, float) / float(sum(counts))
+        hits = np.zeros(len(ids))
+        np.add.at(hits, model.pairs[model.pairs >= 0],
+                  np.broadcast_to(model.weights[:, None], model.pairs.shape)[model.pairs >= 0])
+        order = np.argsort(-hits, kind="stable")                        # ranks: most matched first
+        model.pairs = np.where(model.pairs >= 0, np.argsort(order)[np.maximum(model.pairs, 0)], -1)
+        model.inclusion = hits[order]                                   # share of pairs holding the query
+        model.p = model.inclusion / model.inclusion.sum()
+        model.mean_k = float((model.weights * (model.pairs >= 0).sum(axis=1)).sum())
+        model.exponent = fit_zipf(model.inclusion * sum(counts), min_count=1).exponent if len(ids) >= 3 else 0.0
+        return model
 
     def matched_per_query(self, candidates: float) -> np.ndarray:
         """c_q: expected pairs containing query q (by rank) among `candidates` matched pairs."""
@@ -107,7 +139,7 @@ class PairModel:
     def selected(self, candidates: float) -> float:
         share = np.minimum(1.0, self.cap / np.maximum(self.matched_per_query(candidates), 1e-12))
         padded = np.append(share, 0.0)                                  # index -1 -> share 0
-        return float(candidates * padded[self.pairs].max(axis=1).mean())
+        return float(candidates * (padded[self.pairs].max(axis=1) * self.weights).sum())
 
     def candidates_for(self, target: float) -> float:
         """The matched pairs M whose expected selection is `target` (bisection on log M)."""

@@ -20,6 +20,8 @@ PLAN is a preset or a YAML/JSON file:
   paper        400M pairs, 500k queries, cap 20k, ViT-L/14, 32 epochs, batch 32,768 (the CLIP paper)
   b32-budget   the same corpus, ViT-B/32
   demo         `wit demo` on this machine; demo-smoke: `wit demo --smoke` (compare with its summary.json)
+  plan-check   every stage on this machine over the demo's web, sized so each outlasts its start-up:
+               the run that checks this model against reality (tests/wit/plan/test_plan_reality.py)
 
 A plan file starts from a preset and overrides what it names (every key: wit/plan/config.py):
   preset: paper
@@ -33,6 +35,12 @@ Examples:
   wit plan b32-budget --gpu-nodes 1 --plot b32.png # one p5 node; per-query counts before/after balancing
   wit plan paper --cpu-nodes 64 --markdown out.md  # twice the CPU nodes, as Markdown
   wit plan demo-smoke --compare OUT/summary.json    # predicted vs measured seconds of `wit demo --smoke --out OUT`
+
+Checking the model on your machine (about 5 minutes on 2 cores; the local presets read
+bench/results/local_rates.json, this machine's per-item costs: `python bench/local_rates.py`):
+  python bench/overheads.py --out-dir R   # then copy the other bench/results/*.json into R
+  python -m wit.plan.probe plan-check --out run.json
+  wit plan plan-check --results R --compare run.json
 """
 
 
@@ -83,7 +91,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def _comparison(plan, summary_path: str) -> str:
     from wit.errors import WitError
-    from wit.plan.check import compare, comparison_table, demo_stage_seconds
+    from wit.plan.check import compare, comparison_table, demo_stage_seconds, pair_counts, pairs_table
     from wit.plan.report import stage_seconds
 
     try:
@@ -91,8 +99,12 @@ def _comparison(plan, summary_path: str) -> str:
         measured = demo_stage_seconds(summary)
     except (OSError, json.JSONDecodeError, KeyError) as err:
         raise WitError(f"cannot read stage seconds from {summary_path}: {err}",
-                       hint="pass the summary.json a `wit demo` run wrote in its --out directory") from err
-    return comparison_table(compare(stage_seconds(plan), measured))
+                       hint="pass the summary.json a `wit demo` run wrote in its --out directory, or the "
+                            "JSON of `python -m wit.plan.probe plan-check --out FILE`") from err
+    text = comparison_table(compare(stage_seconds(plan), measured))
+    if "items" in summary:                # a probe run: it also counted the pairs of each stage
+        text += "\n\n" + pairs_table(pair_counts(plan, summary))
+    return text
 
 
 def _overridden(cfg, args):

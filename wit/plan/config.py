@@ -67,6 +67,8 @@ class PlanConfig:
     train: TrainPlan = TrainPlan()
     cluster: ClusterPlan = ClusterPlan()
     prices: dict[str, float] = field(default_factory=dict)  # $/hour per instance type; empty: no cost column
+    local_rates: bool = False             # a run over the demo's loopback web on this machine: its measured
+                                          # rates (bench/results/local_rates.json), not the stage benches'
 
 
 @dataclass(frozen=True)
@@ -124,31 +126,50 @@ def presets() -> dict[str, Callable[[], PlanConfig]]:
         ),
         "demo": lambda: demo_plan(smoke=False),
         "demo-smoke": lambda: demo_plan(smoke=True),
+        "plan-check": plan_check_plan,
     }
 
 
 def demo_plan(smoke: bool) -> PlanConfig:
-    """`wit demo` (or `wit demo --smoke`) on this machine, described as a plan: the reality check."""
+    """`wit demo` (or `wit demo --smoke`) on this machine, described as a plan."""
     from wit.demo.run import DemoConfig, smoke_config
-    from wit.demo.web import BAD_ROW_SHARES
 
     demo = smoke_config("demo_out") if smoke else DemoConfig()
+    xml_mb, largest_mb, units = demo_dump_sizes()
+    return _local_plan(f"demo{'-smoke' if smoke else ''}: `wit demo{' --smoke' if smoke else ''}` on this machine",
+                       CorpusPlan(pool_rows=demo.pool_rows, cap_per_query=demo.cap_per_query, image_size=demo.image_size,
+                                  wikipedia_xml_gb=xml_mb / 1000, wikipedia_units=units, largest_unit_mb=largest_mb),
+                       TrainPlan(model=demo.model, steps=demo.train_steps, global_batch=demo.batch_size * demo.num_workers,
+                                 workers=demo.num_workers, eval_images=8 * demo.eval_images_per_class))
+
+
+def plan_check_plan() -> PlanConfig:
+    """The reality check's run (wit.plan.probe.PLAN_CHECK): every stage long enough to time to 30%."""
+    from wit.plan.probe import PLAN_CHECK as p
+
+    (batch, steps), = p.train_runs
+    return _local_plan("plan-check: every stage on this machine, sized to outlast its start-up",
+                       CorpusPlan(pool_rows=p.pool_rows, cap_per_query=p.cap_per_query, image_size=p.image_size,
+                                  wikipedia_xml_gb=p.wikipedia_mb / 1000),
+                       TrainPlan(model="tiny", steps=steps, global_batch=batch * p.workers, workers=p.workers,
+                                 eval_images=8 * p.eval_images_per_class))
+
+
+def _local_plan(name: str, corpus: CorpusPlan, train: TrainPlan) -> PlanConfig:
+    """A run over the demo's loopback web on this machine: its bad-row shares, CPU training, rates of here."""
+    from wit.demo.web import BAD_ROW_SHARES
+
     unmatchable = sum(BAD_ROW_SHARES[k] for k in ("bad_url", "junk_text", "empty_text", "duplicate"))
     unreachable = sum(BAD_ROW_SHARES[k] for k in ("missing", "error", "page", "broken", "noai"))
-    xml_mb, largest_mb, units = demo_dump_sizes()
     return PlanConfig(
-        name=f"demo{'-smoke' if smoke else ''}: `wit demo{' --smoke' if smoke else ''}` on this machine",
-        corpus=CorpusPlan(
-            target_pairs=0, pool_rows=demo.pool_rows, pool_source="the demo's loopback web",
-            queries=20_000, cap_per_query=demo.cap_per_query,
-            usable_alt_text_share=1 - unmatchable, download_success=1 - unreachable / (1 - unmatchable),
-            stored_image_bytes=4_000, image_size=demo.image_size, wikipedia_xml_gb=xml_mb / 1000, wikipedia_units=units,
-            largest_unit_mb=largest_mb),
-        train=TrainPlan(model=demo.model, steps=demo.train_steps, global_batch=demo.batch_size * demo.num_workers,
-                        precision="fp32", compile=False, state_dtype="fp32", grad_checkpointing=False,
-                        workers=demo.num_workers, eval_images=8 * demo.eval_images_per_class, eval_classes=8,
-                        eval_templates=2),
+        name=name,
+        corpus=replace(corpus, target_pairs=0, pool_source="the demo's loopback web", queries=20_000,
+                       usable_alt_text_share=1 - unmatchable, download_success=1 - unreachable / (1 - unmatchable),
+                       stored_image_bytes=4_000),
+        train=replace(train, precision="fp32", compile=False, state_dtype="fp32", grad_checkpointing=False,
+                      eval_classes=8, eval_templates=2),
         cluster=ClusterPlan(config="local", node_start_s=0.0),
+        local_rates=True,
     )
 
 
@@ -182,14 +203,15 @@ def load_plan_config(source: str) -> PlanConfig:
         raise WitError(f"{path}: unknown preset {preset!r}", hint=f"preset: one of {', '.join(known)}")
     base = known[preset]()
     try:
-        merged = {"name": data.get("name", path.stem), "prices": data.get("prices", base.prices)}
+        merged = {"name": data.get("name", path.stem), "prices": data.get("prices", base.prices),
+                  "local_rates": bool(data.get("local_rates", base.local_rates))}
         for section, cls in (("corpus", CorpusPlan), ("train", TrainPlan), ("cluster", ClusterPlan)):
             given = data.get(section) or {}
             if not isinstance(given, dict):
                 raise TypeError(f"`{section}` must be a mapping")
             given = {key: _number(cls, key, value) for key, value in given.items()}
             merged[section] = from_dict(cls, {**_fields(getattr(base, section)), **given})
-        unknown = set(data) - {"name", "prices", "corpus", "train", "cluster"}
+        unknown = set(data) - {"name", "prices", "corpus", "train", "cluster", "local_rates"}
         if unknown:
             raise TypeError(f"unknown top-level key(s) {sorted(unknown)}")
         return PlanConfig(**merged)

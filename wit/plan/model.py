@@ -26,7 +26,6 @@ from wit.plan.training import (
 )
 
 GB = 1e9
-MEASURED_IMAGE_SIZE = 256               # bench/download.py's output size (its input.resize)
 BLOCK_ROWS = 100_000                      # assumption: rows per Ray Data block of matched/ (one task each)
 QUERY_ROW_BYTES = assumption(40, "B", "a queries.parquet row (id, text, sources, count), compressed")
 DOWNLOAD_WORKER_BYTES = assumption(1e9, "B", "an img2dataset shard task: 32 threads of images + the process")
@@ -85,7 +84,10 @@ class Plan:
 def workload(cfg: PlanConfig, rates: Rates) -> Workload:
     """Rows through each stage: backwards from target_pairs, or forwards from a given pool."""
     c, t = cfg.corpus, cfg.train
-    pairs = PairModel(c.queries, rates.zipf_exponent.value, rates.queries_per_pair, c.cap_per_query)
+    if rates.measured_law:                # the pool's own pairs (a plan of the demo web here)
+        pairs = PairModel.from_law(rates.measured_law, c.cap_per_query)
+    else:
+        pairs = PairModel(c.queries, rates.zipf_exponent.value, rates.queries_per_pair, c.cap_per_query)
     keep = c.usable_alt_text_share * rates.match_share.value
     if c.pool_rows is not None:
         matched = c.pool_rows * keep
@@ -197,13 +199,13 @@ def balance_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workloa
 
 
 def download_rate(rates: Rates, image_size: int) -> Figure:
-    """Images/s/core at another output size: measured at 256 px; resize + re-encode scale with pixels."""
-    measured = rates.download_images_s_per_core
-    if image_size == MEASURED_IMAGE_SIZE:
+    """Images/s/core at another output size than measured; resize + re-encode scale with pixels."""
+    measured, size = rates.download_images_s_per_core, rates.download_image_size
+    if image_size == size:
         return measured
-    scale = (MEASURED_IMAGE_SIZE / image_size) ** 2
+    scale = (size / image_size) ** 2
     return Figure(measured.value * scale, measured.unit, f"assumption: {measured.source.split(': ', 1)[0]} "
-                  f"rate x (256 / {image_size})^2, the cost following the output pixels")
+                  f"rate x ({size} / {image_size})^2, the cost following the output pixels")
 
 
 def download_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workload, slow: float) -> Stage:
@@ -294,21 +296,29 @@ def train_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workload,
 
 
 def _cpu_train(cfg, rates, cluster, load, slow, facts, overhead) -> tuple[Stage, dict]:
-    """CPU training (this machine): the step cost measured by bench/overheads.py for the tiny model; a
-    sample of a bigger model costs at least its FLOPs at the CPU step's measured rate."""
+    """CPU training (this machine): the step cost measured by bench/overheads.py for the tiny model (or,
+    with local rates, the step measured with a corpus streaming); a sample of a bigger model costs at
+    least its FLOPs at the CPU step's measured rate."""
     t = cfg.train
     workers = t.workers or 1
     o = rates.overheads
     compute = (4 if t.grad_checkpointing else 3) * facts.forward_flops / rates.cpu_flops.value
     per_sample = max(o.train_step_per_sample_s.value, compute)
     step_s = (o.train_step_floor_s.value + t.global_batch / workers * per_sample) * slow
+    figures = (o.train_step_floor_s, o.train_step_per_sample_s, rates.cpu_flops, overhead)
+    streamed = rates.cpu_train_step_s
+    if streamed is not None:
+        # The step with a real corpus streaming (decoded on the same cores) at the batch it was measured
+        # at, scaled to this batch by the near-empty steps' cost law.
+        at = o.train_step_floor_s.value + rates.cpu_train_batch_per_worker * per_sample
+        step_s = streamed.value * (o.train_step_floor_s.value + t.global_batch / workers * per_sample) / at * slow
+        figures += (streamed,)
     busy = load.steps * step_s
     return Stage("train", f"{t.model}: {load.steps:,} steps x {t.global_batch:,} on {workers} CPU workers",
                  overhead.value * slow + busy, core_hours=busy * cluster.cpu.cpus / 3600,
                  bottleneck=_bound(busy, overhead.value, "CPU step"),
                  node_type=cluster.cpu.instance, nodes=1,
-                 figures=(o.train_step_floor_s, o.train_step_per_sample_s, rates.cpu_flops, overhead),
-                 notes=(f"step {step_s:.3f} s on this machine's CPUs",)), {"facts": facts}
+                 figures=figures, notes=(f"step {step_s:.3f} s on this machine's CPUs",)), {"facts": facts}
 
 
 def eval_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, slow: float) -> Stage:
@@ -317,9 +327,12 @@ def eval_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, slow: float) -> 
     overhead = rates.overheads.seconds["eval"]
     flops = facts.forward_flops * (t.eval_images + t.eval_classes * t.eval_templates)   # towers counted whole: an upper bound
     if cluster.gpu is None:
+        rate = rates.eval_images_s_per_core
+        busy = t.eval_images / (rate.value * cluster.cpu.cpus) * slow if rate else 0.0
         return Stage("eval", f"zero-shot: {t.eval_images:,} images, {t.eval_classes} classes x {t.eval_templates} prompts",
-                     overhead.value * slow, node_type=cluster.cpu.instance, nodes=1, bottleneck="start-up (nodes, actors, processes)",
-                     figures=(overhead,))
+                     overhead.value * slow + busy, core_hours=busy * cluster.cpu.cpus / 3600, node_type=cluster.cpu.instance,
+                     nodes=1, bottleneck=_bound(busy, overhead.value, "CPU: image decode + forward"),
+                     figures=(overhead, rate) if rate else (overhead,))
     gpus = cluster.gpu.gpus
     busy = flops / (gpus * rates.gpu_flops.value)
     return Stage("eval", f"zero-shot: {t.eval_images:,} images, {t.eval_classes} classes x {t.eval_templates} prompts",

@@ -11,7 +11,7 @@ bench/common.py's `figures` section, so their keys are looked up at the top leve
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ BENCH_COMMANDS = {
     "memory_cuda.json": "python bench/memory.py --device cuda --batch 256 --precision bf16 (on a GPU)",
     "overheads.json": "python bench/overheads.py",
     "query_zipf.json": "python bench/query_zipf.py",
+    "local_rates.json": "python bench/local_rates.py",
 }
 
 
@@ -131,18 +132,21 @@ class Rates:
     queries_per_pair: dict[int, int]      # measured: captions by number of matched queries
     queries_per_pair_source: str
     overheads: StageOverhead
+    # Plans of a run over the demo's loopback web on this machine (PlanConfig.local_rates): its rates
+    # replace the stage benches' (with_local_rates), and these are set.
+    download_image_size: int = 256        # the output size download_images_s_per_core was measured at
+    eval_images_s_per_core: Figure | None = None   # zero-shot on CPU, both prompt sets
+    measured_law: dict | None = None      # the pool's pairs by query set (wit.plan.probe.query_law)
+    cpu_train_step_s: Figure | None = None   # a CPU step with the corpus streaming, at this per-worker batch:
+    cpu_train_batch_per_worker: int = 0
 
 
 def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu: str = "H100") -> Rates:
     """The rates for a plan whose GPUs are `gpu` (a name as in the benches' device, e.g. H100)."""
     r = Results(results_dir)
-    q, m, mp, d = "queries.json", "match.json", "match_per_core.json", "download.json"
+    q, mp, d = "queries.json", "match_per_core.json", "download.json"
     either = lambda key: (key, f"figures.{key}")                                # noqa: E731
-    balance_rows = r.figure(m, either("pipeline.rows"), "rows")
-    balance_s = r.figure(m, either("pipeline.balance.stage_s"), "s")
-    balance_cpus = r.figure(m, either("machine.cpus"), "cores")
-    balance_rate = Figure(balance_rows.value / balance_s.value / balance_cpus.value, "rows/s/core",
-                          f"bench/results/{m}: pipeline.rows / pipeline.balance.stage_s / machine.cpus")
+    balance_rate = _pipeline_rate(r, "balance")
     coco_rows = r.figure(mp, either("per_core.coco.rows"), "rows")
     coco_matched = r.figure(mp, either("per_core.coco.matched"), "rows")
     batch = r.figure("memory_cuda.json", "figures.batch", "samples")
@@ -152,7 +156,7 @@ def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu
         queries_mb_s_per_core=r.figure(q, "figures.end_to_end_mb_s_per_core", "MB/s/core"),
         queries_peak_rss_mb=r.figure(q, "figures.peak_rss_mb_one_map_task", "MB"),
         dump_compression=ratio(r.figure(q, "figures.compressed_bytes", "B"), r.figure(q, "figures.xml_bytes", "B"), ""),
-        match_texts_s_per_core=r.figure(mp, either("per_core.coco.texts_per_s"), "texts/s/core"),
+        match_texts_s_per_core=_pipeline_rate(r, "match"),
         match_share=ratio(coco_matched, coco_rows, ""),
         automaton_build_s=r.figure(mp, either("automaton.build_s"), "s"),
         automaton_rss_mb=r.figure(mp, either("automaton.rss_mb"), "MB"),
@@ -177,6 +181,50 @@ def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu
         queries_per_pair_source="bench/results/query_zipf.json: figures.queries_per_caption",
         overheads=_overheads(r),
     )
+
+
+def _pipeline_rate(r: Results, stage: str) -> Figure:
+    """Rows/s/core of a whole pipeline stage on Ray (bench/match.py's 1M-row run): reading, the stage's
+    work, staging by key range and merging, not the matching kernel alone (4-10x faster)."""
+    m = "match.json"
+    either = lambda key: (key, f"figures.{key}")                                # noqa: E731
+    rows = r.figure(m, either("pipeline.rows"), "rows")
+    seconds = r.figure(m, either(f"pipeline.{stage}.stage_s"), "s")
+    cpus = r.figure(m, either("machine.cpus"), "cores")
+    return Figure(rows.value / seconds.value / cpus.value, "rows/s/core",
+                  f"bench/results/{m}: pipeline.rows / pipeline.{stage}.stage_s / machine.cpus")
+
+
+LOCAL_STAGES = {"queries": "queries_mb_s_per_core", "match": "match_texts_s_per_core",
+                "balance": "balance_rows_s_per_core", "download": "download_images_s_per_core",
+                "eval": "eval_images_s_per_core"}
+
+
+def with_local_rates(rates: Rates, results_dir: str | Path = RESULTS_DIR, usable_share: float = 1.0) -> Rates:
+    """`rates` with this machine's per-item costs on the demo's data (bench/local_rates.py) in place of
+    the stage benches': for plans of runs over the demo's loopback web here, not for clusters. Each
+    is scaled by this machine's speed when bench/overheads.py last ran against its speed then (the
+    same fixed CPU job, timed by both)."""
+    r = Results(results_dir)
+    name = "local_rates.json"
+    figures = r.load(name)["figures"]
+    then = r.figure(name, "figures.cpu_reference_s", "s")
+    now = r.figure("overheads.json", "figures.cpu_reference_s", "s")       # measured just before the plan's run
+    speed = then.value / now.value                                         # > 1: faster now than then
+    scaled = f" x (bench/results/{name}: figures.cpu_reference_s / bench/results/overheads.json: figures.cpu_reference_s)"
+
+    def at_speed_now(key: str, unit: str, faster: bool = True) -> Figure:
+        f = r.figure(name, key, unit)
+        return Figure(f.value * speed if faster else f.value / speed, unit, f.source + scaled.replace(" x ", " x " if faster else " / ", 1))
+
+    local = {field: at_speed_now(f"figures.per_core.{stage}", figures["units"][stage] + "/s/core")
+             for stage, field in LOCAL_STAGES.items()}
+    matched = r.figure(name, "figures.matched_share", "")
+    match_share = Figure(matched.value / usable_share, "", f"{matched.source} / the plan's usable_alt_text_share")
+    step = at_speed_now("figures.train_step_s", "s", faster=False)             # a time: divided, not multiplied
+    return replace(rates, **local, match_share=match_share, download_image_size=int(figures["image_size"]),
+                   cpu_train_step_s=step, cpu_train_batch_per_worker=int(figures["train_batch_per_worker"]),
+                   measured_law=figures["law"], queries_per_pair_source=f"bench/results/{name}: figures.law")
 
 
 def _per_sample(mib: Figure, batch: Figure) -> Figure:

@@ -33,6 +33,22 @@ def test_expected_selection_matches_the_real_claim_rule(cap):
     assert model.matched_per_query(len(pairs))[0] == pytest.approx(matched[0], rel=0.1)
 
 
+@pytest.mark.parametrize("cap", [5, 40, 400])
+def test_a_measured_law_predicts_the_claim_rule_on_correlated_queries(cap):
+    """Pairs whose queries come in fixed bundles (a caption template: colour + shape + background) break
+    the independence PairModel assumes; the measured law uses the bundles themselves."""
+    rng = np.random.default_rng(cap)
+    bundles = [sorted(set(rng.choice(60, size=int(rng.integers(1, 6))).tolist())) for _ in range(40)]
+    weights = np.arange(1, 41, dtype=float) ** -1.2
+    drawn = rng.choice(40, size=4000, p=weights / weights.sum())
+    pairs = {f"key{i}": bundles[b] for i, b in enumerate(drawn)}
+    sample = Counter(tuple(pairs[f"key{i}"]) for i in range(2000))        # the law from half the pairs
+    model = PairModel.measured([list(qs) for qs in sample], list(sample.values()), cap)
+    assert model.selected(len(pairs)) == pytest.approx(len(claim(pairs, cap, seed=0)), rel=0.05)
+    assert model.matched_per_query(len(pairs)).max() == pytest.approx(
+        max(Counter(q for ids in pairs.values() for q in ids).values()), rel=0.1)
+
+
 def test_claims_never_exceed_the_cap_and_head_is_cut():
     model = PairModel(50_000, 1.0, K_DIST, cap=1_000, sample=20_000)
     sim = model.summarize(5e6)

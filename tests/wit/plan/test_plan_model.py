@@ -63,8 +63,9 @@ def test_larger_model_costs_more_gpu_hours_and_memory():
     assert l14.workload.steps == b32.workload.steps == pytest.approx(32 * 400e6 / 32_768, abs=1)
 
 
-def test_every_measured_figure_traces_to_its_file_and_key():
-    plan = _plan("paper")
+@pytest.mark.parametrize("preset", ["paper", "plan-check"])
+def test_every_measured_figure_traces_to_its_file_and_key(preset):
+    plan = _plan(preset)
     results = Results(RESULTS_DIR)
     checked = 0
     for stage in plan.stages:
@@ -77,6 +78,19 @@ def test_every_measured_figure_traces_to_its_file_and_key():
                 assert dig(results.load(name), key) == pytest.approx(figure.value), figure.source
                 checked += 1
     assert checked >= 10
+
+
+def test_local_presets_plan_with_this_machines_rates_and_the_pools_own_law():
+    plan, rates = build_plan(load_plan_config("plan-check"))
+    for stage in ("queries", "match", "balance", "download", "eval"):
+        assert any("local_rates.json" in f.source for f in plan.stage(stage).figures), stage
+    assert rates.download_image_size == 64 and rates.measured_law
+    # the demo web's captions match a few dozen queries, not a Zipf tail over 20,000
+    assert plan.workload.balance.queries < 200
+    assert plan.workload.selected < 0.05 * plan.workload.matched
+    cluster_plan, cluster_rates = build_plan(load_plan_config("paper"))
+    assert cluster_rates.measured_law is None and cluster_rates.download_image_size == 256
+    assert not any("local_rates" in f.source for s in cluster_plan.stages for f in s.figures)
 
 
 def test_assumptions_are_printed_as_such():
