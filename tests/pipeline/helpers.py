@@ -9,6 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from wit.loopback import Response
+
+
+# `wit pipeline` flags for tiny images, a short timeout and few threads: the loopback server answers at once.
+SMALL_IMAGES = ("--image-size", "32", "--timeout", "2", "--threads", "4")
+
 
 def write_queries(path: Path, queries: list[str]) -> str:
     """queries.parquet with the schema of CONTRACTS.md; query_id = position."""
@@ -37,3 +43,21 @@ def image_bytes(width: int, height: int, fmt: str = "JPEG", color: tuple = (200,
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, fmt)
     return buf.getvalue()
+
+
+JPEG = image_bytes(120, 90)
+
+
+def cat_web(path: str) -> Response:
+    """A loopback web of one 120x90 JPEG at every path, and a 404 under /gone."""
+    return Response(404) if path.startswith("/gone") else Response(200, JPEG, "image/jpeg")
+
+
+def cat_pool(directory: Path, base_url: str) -> tuple[str, str]:
+    """(queries.parquet, pool.parquet) for `cat_web`: 12 cats, a 404, a dog with a red car, and a
+    mailto: URL; queries cat, dog and red car."""
+    queries = write_queries(directory / "queries.parquet", ["cat", "dog", "red car"])
+    urls = [f"{base_url}/cat{i}.jpg" for i in range(12)] + [f"{base_url}/gone.jpg", f"{base_url}/dog.jpg",
+                                                           "mailto:x@example.org"]
+    texts = [f"a cat number {i}" for i in range(12)] + ["a dog and a red car", "dog", "cat"]
+    return queries, write_pool(directory / "pool.parquet", urls, texts)

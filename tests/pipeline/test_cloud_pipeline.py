@@ -11,19 +11,11 @@ import pytest
 from pipeline.balance import balance
 from pipeline.config import BalanceConfig, MatchConfig
 from pipeline.match import match
-from tests.pipeline.helpers import image_bytes, write_pool, write_queries
+from tests.pipeline.helpers import SMALL_IMAGES, cat_pool, cat_web, write_pool, write_queries
 from wit import storage
 from wit.cli import main
-from wit.loopback import LoopbackServer, Response
+from wit.loopback import LoopbackServer
 
-JPEG = image_bytes(120, 90)
-
-# Tiny images, a short timeout and few threads: the loopback server answers at once.
-SMALL_IMAGES = ("--image-size", "32", "--timeout", "2", "--threads", "4")
-
-
-def app(path: str) -> Response:
-    return Response(404) if path.startswith("/gone") else Response(200, JPEG, "image/jpeg")
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +40,8 @@ def _tables(stage_dir: str) -> list[dict]:
 def test_pipeline_reads_and_writes_a_bucket(ray_after_s3, tmp_path, capsys):
     s3 = ray_after_s3
     root = f"{s3}/pipeline"
-    queries = write_queries(tmp_path / "queries.parquet", ["cat", "dog", "red car"])
-    with LoopbackServer(app) as server:
-        urls = [f"{server.url}/cat{i}.jpg" for i in range(12)] + [
-            f"{server.url}/gone.jpg",
-            f"{server.url}/dog.jpg",
-        ]
-        texts = [f"a cat number {i}" for i in range(12)] + ["a dog and a red car", "dog"]
-        pool = write_pool(tmp_path / "pool.parquet", urls + ["mailto:x@example.org"], texts + ["cat"])
+    with LoopbackServer(cat_web) as server:
+        queries, pool = cat_pool(tmp_path, server.url)
         q_uri = _upload(queries, f"{root}/queries.parquet")
         _upload(pool, f"{root}/pool/part-0.parquet")
         work = f"{root}/work"
@@ -127,12 +113,7 @@ def test_pipeline_reads_and_writes_a_bucket(ray_after_s3, tmp_path, capsys):
                 work,
                 "--cap",
                 "5",
-                "--image-size",
-                "32",
-                "--timeout",
-                "2",
-                "--threads",
-                "4",
+                *SMALL_IMAGES,
             ]
         )
         == 0

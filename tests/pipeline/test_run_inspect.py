@@ -9,29 +9,16 @@ import pytest
 from pipeline import run
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.inspect import format_summary, summarize
-from tests.pipeline.helpers import image_bytes, write_pool, write_queries
+from tests.pipeline.helpers import SMALL_IMAGES, cat_pool, cat_web
 from wit.cli import main
-from wit.loopback import LoopbackServer, Response
+from wit.loopback import LoopbackServer
 
-JPEG = image_bytes(120, 90)
-
-
-def app(path: str) -> Response:
-    return Response(404) if path.startswith("/gone") else Response(200, JPEG, "image/jpeg")
 
 
 @pytest.mark.slow
 def test_run_then_inspect(ray_local, tmp_path, capsys):
-    queries = write_queries(tmp_path / "queries.parquet", ["cat", "dog", "red car"])
-    with LoopbackServer(app) as server:
-        urls = [f"{server.url}/cat{i}.jpg" for i in range(12)] + [
-            f"{server.url}/gone.jpg",
-            f"{server.url}/dog.jpg",
-        ]
-        texts = [f"a cat number {i}" for i in range(12)] + ["a dog and a red car", "dog"]
-        urls.append("mailto:x@example.org")
-        texts.append("cat")
-        pool = write_pool(tmp_path / "pool.parquet", urls, texts)
+    with LoopbackServer(cat_web) as server:
+        queries, pool = cat_pool(tmp_path, server.url)
         result = run(
             (pool,),
             queries,
@@ -88,12 +75,7 @@ def test_run_then_inspect(ray_local, tmp_path, capsys):
                 str(work),
                 "--cap",
                 "5",
-                "--image-size",
-                "32",
-                "--timeout",
-                "2",
-                "--threads",
-                "4",
+                *SMALL_IMAGES,
             ]
         )
         == 0

@@ -96,10 +96,15 @@ def _train_tiny(state_dtype, steps=300):
     model = build_model("tiny", vocab_size=300)
     opt, sched = build_optimizer(model, OptimConfig(lr=2e-3, warmup_steps=30, total_steps=steps,
                                                     state_dtype=state_dtype))
+    return _separable_losses(model, opt, sched, steps)
+
+
+def _separable_losses(model, opt, sched, steps):
+    """The loss of each of `steps` plain optimizer steps on _separable_batches (features in fp32)."""
     losses = []
     for images, text in _separable_batches(steps):
         image_features, text_features, _ = model(images, text)
-        loss = clip_loss(image_features, text_features, model.logit_scale)
+        loss = clip_loss(image_features.float(), text_features.float(), model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

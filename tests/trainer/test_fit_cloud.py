@@ -12,8 +12,9 @@ import uuid
 import pytest
 import torch
 
+from fit_results import exact_config
 from shapes_corpus import write_corpus, write_image_folder
-from trainer.fit import TrainConfig, fit, load_checkpoint
+from trainer.fit import fit, load_checkpoint
 from trainer.rundir import local_run_dir
 from wit import storage
 from wit.artifacts import is_done
@@ -53,21 +54,7 @@ def test_stopped_run_resumes_from_the_bucket(ray_after_s3, tmp_path, capsys):
     # A run dir no earlier session used: its node-local mirror (keyed by the URI) starts empty.
     corpus, run = f"{s3}/train/corpus", f"{s3}/train/{uuid.uuid4().hex}/run"
     storage.copy_tree(write_corpus(tmp_path / "corpus", 32, size=40), corpus)
-    cfg = TrainConfig(
-        corpus_dir=corpus,
-        run_dir=run,
-        model="tiny",
-        batch_size=8,
-        steps=4,
-        num_workers=2,
-        warmup_steps=1,
-        lr=1e-3,
-        tokenizer_vocab_size=400,
-        checkpoint_every=2,
-        log_every=100,
-        fail_at_step=3,
-        max_failures=0,
-    )
+    cfg = exact_config(corpus, run, steps=4, warmup_steps=1, fail_at_step=3, max_failures=0)
     with pytest.raises(Exception):
         fit(cfg)  # dies after step 3; last checkpoint: 2
     assert storage.is_file(f"{run}/tokenizer.json") and not is_done(run)

@@ -10,11 +10,11 @@ import json
 import pytest
 import torch
 
-from fit_results import final_weights, metric_rows
+from fit_results import assert_same_run, exact_config, final_weights, metric_rows
 from shapes_corpus import write_corpus
 from test_bpe_tokenizer import MERGES
 from trainer.cli import register
-from trainer.fit import TrainConfig, fit, load_checkpoint
+from trainer.fit import fit, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,7 @@ def runs(ray_local, tmp_path_factory):
     """4 steps of 2 workers x 8 rows from one seed, DDP then FSDP, checkpoints every 2 steps."""
     root = tmp_path_factory.mktemp("parallel")
     corpus = write_corpus(root / "corpus", 64, size=40)
-    ddp = TrainConfig(corpus_dir=str(corpus), run_dir=str(root / "ddp"), model="tiny", batch_size=8, steps=4,
-                      num_workers=2, warmup_steps=2, lr=1e-3, tokenizer_vocab_size=400, checkpoint_every=2,
-                      log_every=100)
+    ddp = exact_config(str(corpus), str(root / "ddp"), steps=4)
     ddp_result = fit(ddp)
     fsdp = dataclasses.replace(ddp, run_dir=str(root / "fsdp"), parallel="fsdp",
                                tokenizer_path=ddp_result["tokenizer"])
@@ -59,12 +57,7 @@ def test_stopped_fsdp_run_resumes_exactly(runs):
     stopped = dataclasses.replace(cfg, run_dir=str(root / "fsdp-stopped"), fail_at_step=3, max_failures=0)
     with pytest.raises(Exception):
         fit(stopped)                                                    # dies after step 3; last checkpoint: 2
-    result = fit(stopped, resume=True)
-    rows, ref_rows = metric_rows(result), metric_rows(ref)
-    assert [r["step"] for r in rows] == list(range(1, 5))
-    assert [(r["first_index"], r["loss"]) for r in rows] == [(r["first_index"], r["loss"]) for r in ref_rows]
-    for name, tensor in final_weights(ref).items():
-        assert torch.equal(tensor, final_weights(result)[name]), name
+    assert_same_run(fit(stopped, resume=True), ref, steps=4)
 
 
 @pytest.mark.slow

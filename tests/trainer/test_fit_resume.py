@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from fit_results import final_weights, metric_rows
+from fit_results import assert_same_run, exact_config, final_weights, metric_rows
 from shapes_corpus import write_corpus
-from trainer.fit import TrainConfig, fit
+from trainer.fit import fit
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,7 @@ def reference(ray_local, tmp_path_factory):
     """8 steps, 4 per epoch (64 rows / (8 x 2 workers)): the runs cross an epoch boundary."""
     root = tmp_path_factory.mktemp("resume")
     corpus = write_corpus(root / "corpus", 64, size=40)
-    cfg = TrainConfig(corpus_dir=str(corpus), run_dir=str(root / "ref"), model="tiny", batch_size=8, steps=8,
-                      num_workers=2, warmup_steps=2, lr=1e-3, tokenizer_vocab_size=400, checkpoint_every=2,
-                      log_every=100)
+    cfg = exact_config(str(corpus), str(root / "ref"), steps=8)
     return cfg, fit(cfg), root
 
 
@@ -46,9 +44,5 @@ def test_stopped_run_resumes_mid_epoch(reference):
     with pytest.raises(Exception):
         fit(stopped)                                                    # dies after step 3; last checkpoint: 2
     result = fit(stopped, resume=True)
-    rows, ref_rows = metric_rows(result), metric_rows(ref)
-    assert [r["step"] for r in rows] == list(range(1, 9))
-    assert [(r["first_index"], r["loss"]) for r in rows] == [(r["first_index"], r["loss"]) for r in ref_rows]
-    for name, tensor in final_weights(ref).items():
-        assert torch.equal(tensor, final_weights(result)[name]), name
+    assert_same_run(result, ref, steps=8)
     assert result["loss_last"] == ref["loss_last"]

@@ -4,11 +4,10 @@ rounded back; it trains like fp32, and a checkpoint of it resumes exactly (one p
 import pytest
 import torch
 
-from test_clip_optim import _separable_batches
+from test_clip_optim import _separable_losses
 from trainer import checkpoint
 from trainer.fit import TrainConfig, _autocast_and_scaler, train_step
 from trainer.half_adam import HalfStateAdamW
-from trainer.loss import clip_loss
 from trainer.model import build_model
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower
 from wit.errors import WitError
@@ -52,16 +51,7 @@ def test_only_the_text_tower_is_half_and_it_moves():
 
 def _train_tiny(text_dtype, steps=100):
     model, opt, sched = _model(text_dtype, steps, lr=2e-3)
-    losses = []
-    for images, text in _separable_batches(steps):
-        image_features, text_features, _ = model(images, text)
-        loss = clip_loss(image_features.float(), text_features.float(), model.logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    return losses
+    return _separable_losses(model, opt, sched, steps)
 
 
 @pytest.mark.slow

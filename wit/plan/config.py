@@ -175,14 +175,10 @@ def _local_plan(name: str, corpus: CorpusPlan, train: TrainPlan) -> PlanConfig:
 
 def demo_dump_sizes() -> tuple[float, float, int]:
     """(total XML MB, largest file's XML MB, files) of the vendored Wikipedia excerpt: one task per file."""
-    import bz2
-
     from queries.config import demo_config
+    from wit.plan.probe import xml_mb
 
-    sizes = []
-    for path in demo_config().dumps:
-        with bz2.open(path, "rb") as f:
-            sizes.append(sum(len(chunk) for chunk in iter(lambda: f.read(1 << 20), b"")) / 1e6)
+    sizes = [xml_mb([path]) for path in demo_config().dumps]
     return sum(sizes), max(sizes), len(sizes)
 
 

@@ -304,14 +304,18 @@ def _cpu_train(cfg, rates, cluster, load, slow, facts, overhead) -> tuple[Stage,
     o = rates.overheads
     compute = (4 if t.grad_checkpointing else 3) * facts.forward_flops / rates.cpu_flops.value
     per_sample = max(o.train_step_per_sample_s.value, compute)
-    step_s = (o.train_step_floor_s.value + t.global_batch / workers * per_sample) * slow
+
+    def near_empty(batch: float) -> float:
+        """The step on the near-empty corpus (data cached): floor + per sample."""
+        return o.train_step_floor_s.value + batch * per_sample
+
+    step_s = near_empty(t.global_batch / workers) * slow
     figures = (o.train_step_floor_s, o.train_step_per_sample_s, rates.cpu_flops, overhead)
     streamed = rates.cpu_train_step_s
     if streamed is not None:
         # The step with a real corpus streaming (decoded on the same cores) at the batch it was measured
         # at, scaled to this batch by the near-empty steps' cost law.
-        at = o.train_step_floor_s.value + rates.cpu_train_batch_per_worker * per_sample
-        step_s = streamed.value * (o.train_step_floor_s.value + t.global_batch / workers * per_sample) / at * slow
+        step_s *= streamed.value / near_empty(rates.cpu_train_batch_per_worker)
         figures += (streamed,)
     busy = load.steps * step_s
     return Stage("train", f"{t.model}: {load.steps:,} steps x {t.global_batch:,} on {workers} CPU workers",

@@ -60,6 +60,7 @@ class Watch:
 
 
 def xml_mb(paths: list[str]) -> float:
+    """Uncompressed MB (10^6 bytes) of the .bz2 dumps at `paths`: the queries stage's measure of work."""
     total = 0
     for path in paths:
         with bz2.open(path, "rb") as f:

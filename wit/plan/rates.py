@@ -145,7 +145,7 @@ def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu
     """The rates for a plan whose GPUs are `gpu` (a name as in the benches' device, e.g. H100)."""
     r = Results(results_dir)
     q, mp, d = "queries.json", "match_per_core.json", "download.json"
-    either = lambda key: (key, f"figures.{key}")                                # noqa: E731
+    either = _either
     balance_rate = _pipeline_rate(r, "balance")
     coco_rows = r.figure(mp, either("per_core.coco.rows"), "rows")
     coco_matched = r.figure(mp, either("per_core.coco.matched"), "rows")
@@ -183,14 +183,18 @@ def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu
     )
 
 
+def _either(key: str) -> tuple[str, str]:
+    """A key at the top level or under `figures.` (files older than bench/common.py's layout)."""
+    return key, f"figures.{key}"
+
+
 def _pipeline_rate(r: Results, stage: str) -> Figure:
     """Rows/s/core of a whole pipeline stage on Ray (bench/match.py's 1M-row run): reading, the stage's
     work, staging by key range and merging, not the matching kernel alone (4-10x faster)."""
     m = "match.json"
-    either = lambda key: (key, f"figures.{key}")                                # noqa: E731
-    rows = r.figure(m, either("pipeline.rows"), "rows")
-    seconds = r.figure(m, either(f"pipeline.{stage}.stage_s"), "s")
-    cpus = r.figure(m, either("machine.cpus"), "cores")
+    rows = r.figure(m, _either("pipeline.rows"), "rows")
+    seconds = r.figure(m, _either(f"pipeline.{stage}.stage_s"), "s")
+    cpus = r.figure(m, _either("machine.cpus"), "cores")
     return Figure(rows.value / seconds.value / cpus.value, "rows/s/core",
                   f"bench/results/{m}: pipeline.rows / pipeline.{stage}.stage_s / machine.cpus")
 
@@ -211,17 +215,18 @@ def with_local_rates(rates: Rates, results_dir: str | Path = RESULTS_DIR, usable
     then = r.figure(name, "figures.cpu_reference_s", "s")
     now = r.figure("overheads.json", "figures.cpu_reference_s", "s")       # measured just before the plan's run
     speed = then.value / now.value                                         # > 1: faster now than then
-    scaled = f" x (bench/results/{name}: figures.cpu_reference_s / bench/results/overheads.json: figures.cpu_reference_s)"
 
-    def at_speed_now(key: str, unit: str, faster: bool = True) -> Figure:
+    def at_speed_now(key: str, unit: str, is_rate: bool = True) -> Figure:
+        """A rate times the speed-up since it was measured; a time divided by it."""
         f = r.figure(name, key, unit)
-        return Figure(f.value * speed if faster else f.value / speed, unit, f.source + scaled.replace(" x ", " x " if faster else " / ", 1))
+        op = "x" if is_rate else "/"
+        return Figure(f.value * speed if is_rate else f.value / speed, unit, f"{f.source} {op} ({then.source} / {now.source})")
 
     local = {field: at_speed_now(f"figures.per_core.{stage}", figures["units"][stage] + "/s/core")
              for stage, field in LOCAL_STAGES.items()}
     matched = r.figure(name, "figures.matched_share", "")
     match_share = Figure(matched.value / usable_share, "", f"{matched.source} / the plan's usable_alt_text_share")
-    step = at_speed_now("figures.train_step_s", "s", faster=False)             # a time: divided, not multiplied
+    step = at_speed_now("figures.train_step_s", "s", is_rate=False)
     return replace(rates, **local, match_share=match_share, download_image_size=int(figures["image_size"]),
                    cpu_train_step_s=step, cpu_train_batch_per_worker=int(figures["train_batch_per_worker"]),
                    measured_law=figures["law"], queries_per_pair_source=f"bench/results/{name}: figures.law")

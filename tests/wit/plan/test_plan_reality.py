@@ -16,7 +16,6 @@ the per-item costs are scaled by how much faster or slower that job runs now tha
 measured. WIT_PLAN_CHECK_KEEP=DIR keeps the results and the run for bench/scaling.py.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from wit.plan import build_plan, load_plan_config
 from wit.plan.check import (
     RELATIVE_TOLERANCE, compare, comparison_table, demo_stage_seconds, pair_counts, pairs_table,
 )
+from wit.plan.probe import run_fresh
 from wit.plan.rates import RESULTS_DIR
 from wit.plan.report import stage_seconds
 
@@ -48,22 +48,18 @@ def _skip_if_overloaded(when: str) -> None:
         pytest.skip(f"machine overloaded {when} (load {load:.1f} on {cores} cores): timings not comparable")
 
 
-def _python(*args: str, timeout: int) -> None:
-    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    subprocess.run([sys.executable, *args], check=True, timeout=timeout, cwd=ROOT, env=env)
-
-
-def test_plan_predicts_each_stage_and_its_pairs_within_30_percent(tmp_path):
+def test_plan_predicts_each_stage_and_its_pairs_within_30_percent(tmp_path, monkeypatch):
     _skip_if_overloaded("before the run")
     if ray.is_initialized():
         ray.shutdown()                    # the two runs below start their own Ray, and want both cores
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")                # for the Ray of each process below
     results = tmp_path / "results"
     shutil.copytree(RESULTS_DIR, results)
     (results / "overheads.json").unlink(missing_ok=True)           # measured again below, not reused
-    _python(str(ROOT / "bench" / "overheads.py"), "--out-dir", str(results), timeout=600)
-    run_json = tmp_path / "run.json"
-    _python("-m", "wit.plan.probe", "plan-check", "--out", str(run_json), timeout=1200)
-    run = json.loads(run_json.read_text())
+    subprocess.run([sys.executable, str(ROOT / "bench" / "overheads.py"), "--out-dir", str(results)],
+                   check=True, timeout=600, cwd=ROOT)
+    run = run_fresh("plan-check", tmp_path)
+    run_json = tmp_path / "plan-check.json"
 
     plan, _ = build_plan(load_plan_config("plan-check"), results_dir=str(results))
     rows = compare(stage_seconds(plan), demo_stage_seconds(run))
