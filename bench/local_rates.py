@@ -55,7 +55,7 @@ def main() -> None:
         slopes = [(r["rates"]["seconds"][stage] - r["overhead"]["seconds"][stage])
                   / (r["rates"]["items"][stage] - r["overhead"]["items"][stage]) for r in rounds]
         seconds_per_item[stage] = statistics.median(slopes)
-    (batch, run), = rounds[-1]["rates"]["train_runs"].items()
+    batch, = rounds[-1]["rates"]["train_runs"]                       # the RATES size's one fit
     # A CPU step with a corpus streaming through Ray Data (decoded on the same cores) costs several
     # times the step on the near-empty corpus: the plan's CPU training uses this one.
     step_s = statistics.median(r["rates"]["train_runs"][batch]["steady_step_s"] for r in rounds)
