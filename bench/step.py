@@ -1,9 +1,9 @@
 """One CLIP training step, ours vs open_clip's, on the same batch, side by side in one run.
 
-Throughput in samples/s and MFU; FLOPs from the model config (ViT-B/32: 14.8 forward GFLOPs per
-sample, x3 for a training step). The MFU denominator is a dense matmul measured in the same run
-on the same device (bf16 on GPU, fp32 on CPU). Without open_clip (no torchvision for our torch
-here), the reference is a naive step: our model with the math (non-fused) attention kernel.
+Throughput in samples/s and MFU, as trainer/metrics.py defines it (the one definition: FLOPs counted
+from the model config, ViT-B/32: 14.8 forward GFLOPs per sample, x3 for a training step; peak: the
+vendor's dense figure on known GPUs, a measured fp32 matmul on CPU). Without open_clip, the reference
+is a naive step: our model with the math (non-fused) attention kernel.
 
     python bench/step.py                                  # CPU, batch 8, fp32
     python bench/step.py --device cuda --batch 256 --precision bf16
@@ -23,30 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import write_result                    # noqa: E402
 from trainer.loss import clip_loss                     # noqa: E402
+from trainer.metrics import mfu, peak_flops             # noqa: E402
 from trainer.model import build_model                  # noqa: E402
 from trainer.optim import OptimConfig, build_optimizer  # noqa: E402
 
-TRAIN_GFLOPS = {"ViT-B/32": 14.8 * 3, "ViT-B/16": 41.1 * 3, "ViT-L/14": 175.3 * 3}
 OPEN_CLIP_NAMES = {"ViT-B/32": "ViT-B-32-quickgelu", "ViT-B/16": "ViT-B-16-quickgelu", "ViT-L/14": "ViT-L-14-quickgelu"}
 
 
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def peak_flops(device, dtype) -> float:
-    n = 8192 if device.type == "cuda" else 1024
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    reps = 20 if device.type == "cuda" else 5
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t)
 
 
 def make_step(model, optimizer, precision, device, math_attention=False):
@@ -92,7 +78,7 @@ def contenders(args, device):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="ViT-B/32", choices=sorted(TRAIN_GFLOPS))
+    ap.add_argument("--model", default="ViT-B/32", choices=sorted(OPEN_CLIP_NAMES))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -119,13 +105,13 @@ def main() -> None:
                 step(images, text)
             sync(device)
             rates[name].append(args.batch * args.steps / (time.perf_counter() - t))
-    peak = peak_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    peak = peak_flops(device, args.precision)
     figures = {"model": args.model, "device": args.device, "batch": args.batch, "precision": args.precision,
-               "state_dtype": args.state_dtype, "peak_matmul_tflops_measured": round(peak / 1e12, 1)}
+               "state_dtype": args.state_dtype, "peak_tflops": round(peak / 1e12, 1)}
     for name, r in rates.items():
         sps = statistics.median(r)
         figures[f"{name}_samples_per_s"] = round(sps, 2)
-        figures[f"{name}_mfu"] = round(sps * TRAIN_GFLOPS[args.model] * 1e9 / peak, 4)
+        figures[f"{name}_mfu"] = round(mfu(args.model, None, sps, peak), 4)
     ref = [n for n in rates if n != "ours"][0]
     figures["reference"] = ref
     figures["speedup_vs_reference"] = round(figures["ours_samples_per_s"] / figures[f"{ref}_samples_per_s"], 3)

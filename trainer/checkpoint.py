@@ -10,14 +10,16 @@ last one to `run_dir/checkpoints/latest/`, which is what `load_checkpoint` and e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import pyarrow.fs
 import torch
 
+from trainer.config import TrainConfig
+from trainer.metrics import metrics_text, read_metrics
 from trainer.model import CLIP, CLIPConfig
-from trainer.rundir import local_checkpoint
 from trainer.parallel import load_full_state
+from trainer.rundir import local_checkpoint
 from trainer.tokenizer import Tokenizer
 from wit import storage
 from wit.artifacts import provenance, read_json, write_json
@@ -25,7 +27,7 @@ from wit.config import from_dict, to_dict
 from wit.errors import WitError
 
 
-def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int, micro_step: int, cfg,
+def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int, micro_step: int, cfg: TrainConfig,
          tokenizer_json: str, metrics: list[dict], model_state: dict | None = None,
          optimizer_state: dict | None = None, **extra) -> None:
     """`model_state`/`optimizer_state`: whole state dicts gathered beforehand (a sharded model's, see
@@ -41,7 +43,7 @@ def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(rng, directory / "rng.pt")
     (directory / "tokenizer.json").write_text(tokenizer_json)
-    (directory / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    (directory / "metrics.jsonl").write_text(metrics_text(metrics))
     state = {"step": step, "micro_step": micro_step, "train_config": to_dict(cfg),
              "model_config": to_dict(clip.cfg), **extra}
     write_json(provenance("train", cfg, **state), directory / "train_state.json")
@@ -58,14 +60,11 @@ def restore(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler) -> tup
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines() if line]
-    return read_json(directory / "train_state.json"), metrics
+    return read_json(directory / "train_state.json"), read_metrics(directory)
 
 
 def latest_attempt(storage_path: str) -> str | None:
     """The newest Ray Train run folder (`attempt-*`) under storage_path that holds a checkpoint, or None."""
-    import pyarrow.fs
-
     fs, root = storage.resolve(storage_path)      # the same filesystem (endpoint, credentials) as the run
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
@@ -79,10 +78,8 @@ def latest_attempt(storage_path: str) -> str | None:
     return None
 
 
-def load_checkpoint(path: str | Path):
+def load_checkpoint(path: str | Path) -> tuple[CLIP, Tokenizer, TrainConfig]:
     """(model in eval mode on CPU, tokenizer, TrainConfig) from a checkpoint dir or a run dir (= its latest)."""
-    from trainer.fit import TrainConfig
-
     path = local_checkpoint(path)             # a cloud URI is downloaded to node-local scratch first
     if not (path / "model.pt").is_file() and (path / "checkpoints" / "latest" / "model.pt").is_file():
         path = path / "checkpoints" / "latest"

@@ -64,10 +64,15 @@ def _row_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
+def crop_box(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int]:
+    """(left, top, side) of the random square crop: the paper's only augmentation. Both decode paths
+    (PIL on CPU, torchvision on the GPU) draw it here, so they crop the same pixels."""
+    side = min(width, height)
+    return int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)), side
+
+
 def random_square_crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    w, h = image.size
-    side = min(w, h)
-    left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    left, top, side = crop_box(*image.size, rng)
     return image.crop((left, top, left + side, top + side))
 
 
@@ -121,6 +126,106 @@ def decode_image(jpg: bytes | None, rng: np.random.Generator, image_size: int) -
         return None
 
 
+def image_box(jpg: bytes | None, rng: np.random.Generator) -> tuple[int, int, int] | None:
+    """For decoding on the train worker's GPU: the crop box of an image from its header alone (no pixel
+    decode), drawn from the same generator as `decode_image`; None when the header does not parse."""
+    if jpg is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(jpg)) as img:
+            return crop_box(*img.size, rng)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def prepare_image(jpg: bytes | None, rng: np.random.Generator, image_size: int, on_device: bool):
+    """The data stage's part of one image: decoded pixels (CPU path), or (bytes, crop box) to decode on
+    the worker's device; None when it does not decode."""
+    if not on_device:
+        return decode_image(jpg, rng, image_size)
+    box = image_box(jpg, rng)
+    return None if box is None else (jpg, box)
+
+
+def stack_images(images: list, on_device: bool) -> dict[str, np.ndarray]:
+    """A batch's image columns: `image` uint8 [B, H, W, 3], or `jpg` (bytes) and `box` int64 [B, 3]."""
+    if not on_device:
+        return {"image": np.stack(images)}
+    jpgs = np.empty(len(images), dtype=object)
+    jpgs[:] = [jpg for jpg, _ in images]
+    return {"jpg": jpgs, "box": np.asarray([box for _, box in images], np.int64).reshape(-1, 3)}
+
+
+def resize_square(image: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.Tensor:
+    """uint8 [3, H, W] -> its `box` crop resized to uint8 [3, size, size]: bicubic with antialiasing, as
+    PIL's BICUBIC (a = -0.5, the kernel widened by the scale when shrinking)."""
+    left, top, side = box
+    crop = image[:, top:top + side, left:left + side].unsqueeze(0).float()
+    out = torch.nn.functional.interpolate(crop, size=(size, size), mode="bicubic", antialias=True,
+                                          align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)[0]
+
+
+def _decode_with_pil(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """One image the batched GPU decode refused (not a JPEG, CMYK, a broken body): PIL on the CPU."""
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return torch.from_numpy(pixels).permute(2, 0, 1).to(device)
+
+
+def device_images(jpgs, boxes, image_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """JPEG bytes + crop boxes -> (uint8 [B, size, size, 3] on `device`, bool [B]: did not decode).
+
+    torchvision decodes the batch at once (nvJPEG on CUDA; libjpeg-turbo on CPU, which the tests use
+    to compare with the PIL path), then each image is cropped and resized on the device. Images the
+    batched decode refuses go through PIL one by one; one that PIL cannot decode either (its header
+    parsed in the data stage, its body is broken) becomes a black image and is counted: the CPU path
+    would have replaced that row, the one place where the two paths can differ.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    data = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpgs]
+    try:
+        decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        decoded = [_decode_jpeg_or_pil(d, device) for d in data]
+    out = [torch.zeros(3, image_size, image_size, dtype=torch.uint8, device=device) if image is None
+           else resize_square(image, tuple(box), image_size) for image, box in zip(decoded, np.asarray(boxes).tolist())]
+    failed = torch.tensor([image is None for image in decoded], device=device)
+    return torch.stack(out).permute(0, 2, 3, 1).contiguous(), failed
+
+
+BATCH_DTYPES = {"image": torch.uint8, "text": torch.int64, "step": torch.int64, "index": torch.int64,
+                "skipped": torch.int64}
+
+
+def worker_batches(dataset, *, batch_size: int, device: torch.device, image_size: int,
+                   on_device: bool) -> Iterator[dict[str, torch.Tensor]]:
+    """A worker's step stream (build_step_dataset's) as tensors on `device`. With `on_device` the
+    stream carries JPEG bytes and crop boxes, decoded here on the device (`device_images`)."""
+    if not on_device:
+        yield from dataset.iter_torch_batches(batch_size=batch_size, prefetch_batches=4, device=device,
+                                              dtypes=BATCH_DTYPES)
+        return
+    for batch in dataset.iter_batches(batch_size=batch_size, prefetch_batches=4, batch_format="numpy"):
+        images, failed = device_images(batch["jpg"], batch["box"], image_size, device)
+        out = {k: torch.as_tensor(batch[k], dtype=BATCH_DTYPES[k]).to(device) for k in ("text", "step", "index")}
+        out["skipped"] = torch.as_tensor(batch["skipped"], dtype=torch.int64).to(device) + failed
+        yield {"image": images, **out}
+
+
+def _decode_jpeg_or_pil(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        return _decode_with_pil(data, device)
+
+
 # ---------------------------------------------------------------------------------------------
 # Deterministic per-step batches
 
@@ -148,7 +253,7 @@ def _read_shard(path: str):
 
 
 def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, world: int, rank: int,
-               seed: int, tokenizer: str, image_size: int) -> dict[str, np.ndarray]:
+               seed: int, tokenizer: str, image_size: int, on_device: bool = False) -> dict[str, np.ndarray]:
     """The B rows worker `rank` trains on at (micro-)step `step`, decoded: a pure function of its arguments."""
     rows = tuple(n for _, n in shards)
     steps_per_epoch = sum(rows) // (batch_size * world)
@@ -163,7 +268,7 @@ def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, wor
         rng = np.random.default_rng([seed, epoch, position])        # replacements, when a JPEG is bad
         for attempt in range(16):
             key = str(table["key"][row])
-            image = decode_image(table["jpg"][row], _row_rng(seed, epoch, key), image_size)
+            image = prepare_image(table["jpg"][row], _row_rng(seed, epoch, key), image_size, on_device)
             if image is not None:
                 break
             row = int(rng.integers(rows[shard]))
@@ -173,7 +278,7 @@ def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, wor
         captions.append(str(table["caption"][row]))
         skipped.append(attempt)
         index.append(offsets[shard] + row)
-    return {"image": np.stack(images), "text": _tokenizer(tokenizer).encode_batch(captions),
+    return {**stack_images(images, on_device), "text": _tokenizer(tokenizer).encode_batch(captions),
             "step": np.full(batch_size, step, np.int64), "index": np.asarray(index, np.int64),
             "skipped": np.asarray(skipped, np.int64)}
 

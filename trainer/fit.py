@@ -16,7 +16,10 @@ MODELS on one GPU; `parallel="fsdp"` shards parameters, gradients and Adam state
 (FSDP2, per residual block) for towers that crowd a device. Checkpoints are whole either way: all
 workers gather the state, rank 0 writes it in one layout, and resume loads it back into the shards.
 `text_dtype="bf16"|"fp16"` keeps the text encoder's weights in half precision, updated with
-stochastic rounding (the paper's largest runs; trainer/optim.py store_text_tower).
+stochastic rounding (the paper's largest runs; trainer/optim.py store_text_tower). `accumulation=K`
+keeps the contrastive batch at K x workers x batch (a gradient cache: accumulate_gradients). On GPU
+workers JPEGs are decoded, cropped and resized on the GPU (trainer/data.py worker_batches).
+The config is trainer/config.py's TrainConfig (importable from here too).
 """
 
 from __future__ import annotations
@@ -25,95 +28,30 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import shutil
-import signal
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from trainer import checkpoint, rundir
-from trainer.checkpoint import load_checkpoint  # noqa: F401  (eval and the demo import it from here)
+from trainer.config import TrainConfig
 from trainer.data import _tokenizer as _tokenizer_from
-from trainer.data import build_step_dataset, normalize_images, read_captions, shard_rows
+from trainer.data import build_step_dataset, normalize_images, read_captions, shard_rows, worker_batches
 from trainer.loss import clip_loss
-from trainer.metrics import Progress, forward_flops, peak_flops, read_metrics, summarize, write_metrics
-from trainer.model import CLIP, build_model, model_config
-from trainer.optim import WEIGHT_DTYPES, OptimConfig, build_optimizer, store_text_tower
-from trainer.parallel import (PARALLEL, average_replicated_grads, full_state, gradient_sync, local_param_bytes,
-                              wrap)
+from trainer.metrics import Progress, metrics_text, mfu, peak_flops, read_metrics, summarize, write_metrics
+from trainer.model import CLIP, build_model
+from trainer.optim import OptimConfig, build_optimizer, store_text_tower
+from trainer.parallel import average_replicated_grads, full_state, gradient_sync, local_param_bytes, wrap
 from trainer.tokenizer import Tokenizer, train_tokenizer
 from wit import storage as wit_storage  # `storage` names the Ray Train storage path below
 from wit.artifacts import is_done, mark_done, provenance, read_json
 from wit.config import from_dict, to_dict
 from wit.errors import WitError
+from wit.raylocal import ensure_ray
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    corpus_dir: str
-    run_dir: str
-    model: str = "tiny"                   # a name in trainer.model.MODELS
-    batch_size: int = 64                  # per worker and micro-step; contrastive batch = batch_size * num_workers
-    accumulation: int = 1                 # micro-steps per optimizer step (negatives stay within a micro-step)
-    steps: int | None = None              # optimizer steps; None: `epochs` passes over the corpus
-    epochs: int = 1
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    warmup_steps: int | None = None       # None: 10% of the steps, at most the paper's 2,000
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    state_dtype: str = "fp32"
-    precision: str = "fp32"               # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
-    grad_checkpointing: bool = False
-    text_dtype: str = "fp32"              # text encoder weights: fp32 | bf16 | fp16 (the paper's half weights,
-                                          # stochastically rounded; trainer/optim.py TEXT_TOWER)
-    parallel: str = "ddp"                 # ddp (a replica per worker) | fsdp (FSDP2 shards; trainer/parallel.py)
-    compile: bool | None = None           # torch.compile the model; None: on GPU runs (fewer, fused kernels)
-    num_workers: int = 2
-    use_gpu: bool = False
-    cpus_per_worker: float | None = None  # None: GPU runs 1; CPU runs share what data_cpus leaves
-    data_cpus: float | None = None        # CPUs for Ray Data decode/crop/tokenize, all workers together;
-                                          # None: 1 on CPU runs, on GPU runs what the workers do not hold
-    placement_strategy: str = "PACK"      # ScalingConfig's: SPREAD puts workers on different nodes
-    seed: int = 0
-    checkpoint_every: int = 0             # optimizer steps; 0 = only at the end
-    log_every: int = 10                   # steps between ray.train.report calls (metrics.jsonl: every step)
-    max_failures: int = 1                 # worker deaths survived (restart from the last checkpoint)
-    storage_path: str | None = None       # Ray Train checkpoints: a local dir or URI; None: run_dir/ray
-    tokenizer_path: str | None = None     # None: train a BPE on the corpus captions into run_dir
-    tokenizer_vocab_size: int = 49_152
-    fail_at_step: int = 0                 # tests only: rank world-1 SIGKILLs itself once after this step
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise WitError(f"precision {self.precision!r} is unknown", hint=f"one of {PRECISIONS}")
-        if self.batch_size < 2 or self.num_workers < 1 or self.accumulation < 1:
-            raise WitError("batch_size must be >= 2, num_workers and accumulation >= 1")
-        if self.text_dtype not in WEIGHT_DTYPES or self.parallel not in PARALLEL:
-            raise WitError(f"text_dtype {self.text_dtype!r} or parallel {self.parallel!r} is unknown",
-                           hint=f"text_dtype one of {tuple(WEIGHT_DTYPES)}, parallel one of {PARALLEL}")
-        if self.text_dtype == "fp16" and self.precision == "fp16":
-            raise WitError("fp16 text weights cannot train under fp16 precision: GradScaler refuses to unscale "
-                           "fp16 gradients", hint="--text-dtype bf16, or --precision bf16")
-        if self.parallel == "fsdp" and self.precision == "fp16":
-            raise WitError("fsdp with fp16 precision is not supported: each worker would check only its "
-                           "shard of the gradients for inf", hint="--precision bf16 (same range as fp32)")
-        if self.parallel == "fsdp" and (self.state_dtype, self.text_dtype) != ("fp32", "fp32"):
-            raise WitError("fsdp takes fp32 optimizer states and text weights only: half states and "
-                           "stochastic rounding work on whole tensors, FSDP hands the optimizer shards",
-                           hint="--parallel ddp for --state-dtype/--text-dtype fp16|bf16")
-        model_config(self.model)          # fail on the driver, not in a worker
-
-    def optim(self, total_steps: int) -> OptimConfig:
-        warmup = self.warmup_steps if self.warmup_steps is not None else min(2_000, total_steps // 10)
-        return OptimConfig(self.lr, self.weight_decay, self.betas, self.eps, warmup, total_steps, self.state_dtype)
-
+__all__ = ["TrainConfig", "fit", "train_step"]   # TrainConfig is defined in trainer/config.py
 
 # ---------------------------------------------------------------------------------------------
 # On each worker
@@ -126,41 +64,65 @@ def _autocast_and_scaler(precision: str, device: torch.device):
 
 
 def train_step(model, clip: CLIP, batches, optimizer, scheduler, scaler, autocast, rank: int, world: int):
-    """One optimizer step over `batches` (one batch, or a list of micro-batches whose gradients add up);
-    returns the mean loss. DDP and FSDP reduce gradients on the last micro-batch only."""
-    batches = [batches] if isinstance(batches, dict) else batches
+    """One optimizer step over `batches` (one batch, or a list of K micro-batches forming one contrastive
+    batch of K x B x world pairs); returns the loss over that batch."""
     optimizer.zero_grad(set_to_none=True)
-    total = 0.0                           # stays on the device: no host sync inside the step
-    for i, batch in enumerate(batches):
-        last = i == len(batches) - 1
-        with gradient_sync(model, clip, sync=last):
-            images = normalize_images(batch["image"])                   # [B, 3, H, W] float
-            with autocast():
-                image_features, text_features, _ = model(images, batch["text"])
-            loss = clip_loss(image_features.float(), text_features.float(), clip.logit_scale, rank, world)
-            scaler.scale(loss / len(batches)).backward()
-        total = total + loss.detach() / len(batches)
+    loss = accumulate_gradients(model, clip, batches, scaler, autocast, rank, world)
     average_replicated_grads(clip)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
     with torch.no_grad():                 # the paper clips the temperature so logits scale <= 100
         clip.logit_scale.clamp_(0, math.log(100))
-    return total
+    return loss
+
+
+def accumulate_gradients(model, clip: CLIP, batches, scaler, autocast, rank: int, world: int) -> torch.Tensor:
+    """Gradients (scaled by `scaler`) of the contrastive loss over all of `batches` and all workers.
+
+    One batch: forward and backward. K micro-batches: a gradient cache, so accumulation keeps every
+    pair's negatives across the whole K x B x world batch (the paper's 32k batch on fewer devices):
+      1. each micro-batch's features, without a graph (activation memory of one micro-batch);
+      2. the loss over all of them (gathered across workers), backward to the features only;
+      3. each micro-batch again with a graph, backward from its slice of those feature gradients.
+    The sum over micro-batches is the big batch's gradient (tests/trainer/test_fit_step.py); the cost
+    is one extra forward. DDP and FSDP reduce gradients on the last micro-batch only.
+    """
+    if isinstance(batches, dict) or len(batches) == 1:
+        batch = batches if isinstance(batches, dict) else batches[0]
+        with autocast():
+            image_features, text_features, _ = model(normalize_images(batch["image"]), batch["text"])
+        loss = clip_loss(image_features.float(), text_features.float(), clip.logit_scale, rank, world)
+        scaler.scale(loss).backward()
+        return loss.detach()
+
+    with torch.no_grad(), autocast():
+        cached = [model(normalize_images(b["image"]), b["text"])[:2] for b in batches]
+    image_all = torch.cat([i.float() for i, _ in cached]).requires_grad_()     # [K*B, E], leaves
+    text_all = torch.cat([t.float() for _, t in cached]).requires_grad_()
+    log_scale = clip.logit_scale.detach().requires_grad_()
+    loss = clip_loss(image_all, text_all, log_scale, rank, world)
+    scaler.scale(loss).backward()         # -> image_all.grad, text_all.grad, log_scale.grad (all scaled)
+    rows = 0
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        n = batch["text"].shape[0]
+        with gradient_sync(model, clip, sync=last):
+            with autocast():
+                image_features, text_features, scale = model(normalize_images(batch["image"]), batch["text"])
+            # logit_scale's gradient enters once, through the model's exp(logit_scale) output, so DDP
+            # and FSDP see it like any parameter's (d loss / d exp(s) = d loss / d s / exp(s)).
+            scale_grad = log_scale.grad / scale.detach() if last else torch.zeros_like(scale)
+            torch.autograd.backward([image_features.float(), text_features.float(), scale],
+                                    [image_all.grad[rows:rows + n], text_all.grad[rows:rows + n], scale_grad])
+        rows += n
+    return loss.detach()
 
 
 def _compiles(cfg: TrainConfig) -> bool:
     """Compile on GPU by default: eager B/32 at batch 256 spends most of its step launching kernels.
     CPU runs stay eager (compiling costs more than the short CPU runs gain)."""
     return cfg.compile if cfg.compile is not None else cfg.use_gpu
-
-
-def _fail_once(cfg: TrainConfig, step: int, rank: int, world: int) -> None:
-    """Tests: kill this worker process (as an OOM or a lost node would) once, guarded by a marker file."""
-    marker = rundir.local_run_dir(cfg.run_dir) / f"_failed_at_{cfg.fail_at_step}"
-    if cfg.fail_at_step and step == cfg.fail_at_step and rank == world - 1 and not marker.exists():
-        marker.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -183,7 +145,7 @@ def train_loop_per_worker(config: dict) -> None:
     clip = build_model(cfg.model, tokenizer.vocab_size, cfg.grad_checkpointing)
     store_text_tower(clip, cfg.text_dtype)
     model = wrap(clip, cfg.parallel, device)                            # DDP around clip, or clip sharded in place
-    optimizer, scheduler = build_optimizer(clip, cfg.optim(total_steps))
+    optimizer, scheduler = build_optimizer(clip, OptimConfig(**cfg.optim_args(total_steps)))
     step_model = torch.compile(model) if _compiles(cfg) else model      # same parameters, compiled kernels
     autocast, scaler = _autocast_and_scaler(cfg.precision, device)
 
@@ -202,17 +164,17 @@ def train_loop_per_worker(config: dict) -> None:
     if rank == 0:                         # live rows for the driver's progress bar (a shared or local run dir)
         rundir.local_run_dir(cfg.run_dir).mkdir(parents=True, exist_ok=True)   # URI run dir: a local mirror
     live = open(rundir.local_run_dir(cfg.run_dir) / "metrics.jsonl", "w") if rank == 0 else None
-    for row in rows if live else ():
-        live.write(json.dumps(row) + "\n")
+    if live:
+        live.write(metrics_text(rows))
 
-    batches = iter(build_step_dataset(
+    image_size = clip.cfg.vision.image_size
+    on_device = cfg.decodes_on_gpu() and device.type == "cuda"
+    batches = iter(worker_batches(build_step_dataset(
         shards, step * A, total_steps * A, cpus=config["data_cpus_per_worker"], batch_size=cfg.batch_size,
-        world=world, rank=rank, seed=cfg.seed, tokenizer=config["tokenizer_json"],
-        image_size=clip.cfg.vision.image_size,
-    ).iter_torch_batches(batch_size=cfg.batch_size, prefetch_batches=4, device=device,
-                         dtypes={"image": torch.uint8, "text": torch.int64, "step": torch.int64,
-                                 "index": torch.int64, "skipped": torch.int64}))
-    flops = 3 * forward_flops(cfg.model, tokenizer.vocab_size) * cfg.batch_size * A * world
+        world=world, rank=rank, seed=cfg.seed, tokenizer=config["tokenizer_json"], image_size=image_size,
+        on_device=on_device,
+    ), batch_size=cfg.batch_size, device=device, image_size=image_size, on_device=on_device))
+    samples = cfg.batch_size * A * world                                # one contrastive batch per step
     peak = peak_flops(device, cfg.precision) * world
     skipped = rows[-1]["skipped_images"] if rows else 0
 
@@ -242,13 +204,13 @@ def train_loop_per_worker(config: dict) -> None:
         now = time.perf_counter()
         rows.append({"step": step, "loss": float(loss), "lr": scheduler.get_last_lr()[0],
                      "logit_scale": clip.logit_scale.detach().exp().item(), "step_time_s": now - tick,
-                     "data_wait_s": waited, "samples_per_s": cfg.batch_size * A * world / (now - tick),
-                     "mfu": flops / (now - tick) / peak, "skipped_images": skipped,
+                     "data_wait_s": waited, "samples_per_s": samples / (now - tick),
+                     "mfu": mfu(cfg.model, tokenizer.vocab_size, samples / (now - tick), peak),
+                     "skipped_images": skipped,
                      "first_index": int(micro[0]["index"][0])})
         if live:
-            live.write(json.dumps(rows[-1]) + "\n")
+            live.write(metrics_text(rows[-1:]))
             live.flush()
-        _fail_once(cfg, step, rank, world)
         save = step == total_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
         if save or step % cfg.log_every == 0:
             report(rows[-1], save)
@@ -314,8 +276,6 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
-
-    from wit.raylocal import ensure_ray
 
     run_dir = rundir.local_run_dir(cfg.run_dir).resolve()    # for a URI run dir, its node-local mirror
     shards, total_steps = _plan(cfg)

@@ -55,6 +55,14 @@ class _Scaled:
         return q.float() * scale
 
 
+def _encode_all(values: list[torch.Tensor], q: list[torch.Tensor], scale: list[torch.Tensor]) -> None:
+    """_Scaled.encode for a list of tensors: each gets its own scale (its largest |entry| at 2^15)."""
+    amax = torch.stack(torch._foreach_norm(values, math.inf)).float()
+    new = torch.where(amax > 0, amax / _TOP, torch.ones_like(amax))
+    torch._foreach_copy_(scale, list(new.unbind()))
+    torch._foreach_copy_(q, torch._foreach_div(values, new.tolist()))
+
+
 class HalfStateAdamW(torch.optim.Optimizer):
     """AdamW (decoupled weight decay) with fp16/bf16 moments (or fp32 ones, when only some weights
     are half); the arithmetic is fp32.
@@ -85,32 +93,49 @@ class HalfStateAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state.update(self._init_state(p))
-                state["step"] += 1
-                g = p.grad.float()
-                m = _Scaled.decode(state["exp_avg"], state["exp_avg_scale"])
-                r = _Scaled.decode(state["exp_avg_sq_sqrt"], state["exp_avg_sq_sqrt_scale"])
-                m.lerp_(g, 1 - beta1)                                           # m = b1 m + (1-b1) g
-                v = r.square_().mul_(beta2).addcmul_(g, g, value=1 - beta2)     # v = b2 v + (1-b2) g^2
-                r = v.sqrt_()
-                _Scaled.encode(m, state["exp_avg"], state["exp_avg_scale"])
-                _Scaled.encode(r, state["exp_avg_sq_sqrt"], state["exp_avg_sq_sqrt_scale"])
-
-                t = state["step"]
-                step_size = lr / (1 - beta1 ** t)
-                denom = r.div_(math.sqrt(1 - beta2 ** t)).add_(eps)
-                w = p if p.dtype == torch.float32 else p.float()
-                w.mul_(1 - lr * wd)                                             # decoupled decay
-                w.addcdiv_(m, denom, value=-step_size)
-                if w is not p:
-                    p.copy_(stochastic_round(w, p.dtype) if self.stochastic_rounding else w)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(params, group)
         return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict) -> None:
+        """One AdamW step for all of a group's parameters at once: multi-tensor (torch._foreach_*) ops,
+        each one kernel launch per op on CUDA instead of one per parameter, and one stochastic rounding
+        over all half weights of a dtype. Per element the arithmetic is the per-parameter loop's
+        (tests/trainer/half_adam_reference.py, the oracle: equal bit for bit without rounding)."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
+            if not state:
+                state.update(self._init_state(p))
+            state["step"] += 1
+        grads = [p.grad.float() for p in params]
+        m_q, r_q = [s["exp_avg"] for s in states], [s["exp_avg_sq_sqrt"] for s in states]
+        m_scale, r_scale = [s["exp_avg_scale"] for s in states], [s["exp_avg_sq_sqrt_scale"] for s in states]
+        scales = torch.stack(m_scale + r_scale).tolist()          # one host sync: foreach takes scalar lists
+        m = torch._foreach_mul([q.float() for q in m_q], scales[:len(params)])                       # decode
+        r = torch._foreach_mul([q.float() for q in r_q], scales[len(params):])
+        torch._foreach_lerp_(m, grads, 1 - beta1)                               # m = b1 m + (1-b1) g
+        torch._foreach_mul_(r, r)                                               # v = r^2
+        torch._foreach_mul_(r, beta2)
+        torch._foreach_addcmul_(r, grads, grads, value=1 - beta2)               # v = b2 v + (1-b2) g^2
+        torch._foreach_sqrt_(r)                                                 # r = sqrt(v)
+        _encode_all(m, m_q, m_scale)
+        _encode_all(r, r_q, r_scale)
+
+        steps = [s["step"] for s in states]
+        torch._foreach_div_(r, [math.sqrt(1 - beta2 ** t) for t in steps])    # denominator
+        torch._foreach_add_(r, eps)
+        weights = [p if p.dtype == torch.float32 else p.float() for p in params]
+        torch._foreach_mul_(weights, 1 - lr * wd)                               # decoupled decay
+        torch._foreach_addcdiv_(weights, m, r, [-lr / (1 - beta1 ** t) for t in steps])
+        half = [(p, w) for p, w in zip(params, weights) if w is not p]
+        for dtype in {p.dtype for p, _ in half}:
+            pairs = [(p, w) for p, w in half if p.dtype == dtype]
+            flat = torch.cat([w.reshape(-1) for _, w in pairs])
+            flat = stochastic_round(flat, dtype) if self.stochastic_rounding else flat.to(dtype)
+            torch._foreach_copy_([p for p, _ in pairs], [x.view_as(p) for x, (p, _) in
+                                                         zip(flat.split([p.numel() for p, _ in pairs]), pairs)])
 
     def load_state_dict(self, state_dict: dict) -> None:
         """torch casts loaded floating states to the parameter's dtype (a bf16 weight's fp32 scale would

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import torch
 
+from trainer.model import build_model
+from wit import storage
+from wit.errors import WitError
+
+METRICS_FILE = "metrics.jsonl"
+
 # Dense peak TFLOP/s per GPU (vendor figures, no sparsity) for bf16/fp16 and for plain fp32.
 GPU_PEAK_TFLOPS = {"H100": (989.0, 67.0), "H200": (989.0, 67.0), "A100": (312.0, 19.5),
                    "L4": (121.0, 30.3), "A10": (125.0, 31.2), "V100": (125.0, 15.7)}
@@ -27,8 +33,6 @@ GPU_PEAK_TFLOPS = {"H100": (989.0, 67.0), "H200": (989.0, 67.0), "A100": (312.0,
 def forward_flops(model: str, vocab_size: int | None = None) -> float:
     """Forward FLOPs of one (image, caption) pair for a named config: ViT-B/32 = 14.8e9."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    from trainer.model import build_model
 
     with torch.device("meta"):
         clip = build_model(model, vocab_size)
@@ -58,10 +62,26 @@ def peak_flops(device: torch.device, precision: str) -> float:
     return 4 * 2 * n ** 3 / (time.perf_counter() - tick)
 
 
+def train_flops(model: str, vocab_size: int | None, samples: int) -> float:
+    """Model FLOPs of a training step over `samples` pairs: forward + backward = 3 x forward (activation
+    recomputation under gradient checkpointing is not counted: it is not useful work)."""
+    return 3 * forward_flops(model, vocab_size) * samples
+
+
+def mfu(model: str, vocab_size: int | None, samples_per_s: float, peak: float) -> float:
+    """The one MFU definition (trainer and bench): useful model FLOP/s over the peak FLOP/s."""
+    return train_flops(model, vocab_size, 1) * samples_per_s / peak
+
+
+def metrics_text(rows: list[dict]) -> str:
+    """metrics.jsonl's content: one JSON object per optimizer step."""
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
 def write_metrics(rows: list[dict], run_dir: Path) -> tuple[Path, Path]:
     """metrics.jsonl and metrics.csv (same rows) in the run dir."""
-    jsonl, table = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    jsonl, table = run_dir / METRICS_FILE, run_dir / "metrics.csv"
+    jsonl.write_text(metrics_text(rows))
     with open(table, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
         writer.writeheader()
@@ -69,9 +89,19 @@ def write_metrics(rows: list[dict], run_dir: Path) -> tuple[Path, Path]:
     return jsonl, table
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+def read_metrics(where: str | Path) -> list[dict]:
+    """The rows of a metrics.jsonl: `where` is the file, or a run or checkpoint dir holding one; a local
+    path or a bucket URI. Nothing there: []. A line still being written (the live file) is left out."""
+    path = where if str(where).endswith(".jsonl") else storage.join(where, METRICS_FILE)
+    if not storage.is_file(path):
+        return []
+    rows = []
+    for line in filter(str.strip, storage.read_text(path).splitlines()):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break                         # the live file's last line, half written: the rows before are whole
+    return rows
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -97,7 +127,7 @@ class Progress(threading.Thread):
 
         with tqdm(total=self.total, initial=self.start_step, desc="train", unit="step", dynamic_ncols=True) as bar:
             while not self.done.wait(1.0):
-                rows = read_metrics(self.path.parent) if self.path.exists() else []
+                rows = read_metrics(self.path)
                 if rows and rows[-1]["step"] != bar.n:
                     bar.n = rows[-1]["step"]
                     bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", sps=f"{rows[-1]['samples_per_s']:.0f}",
@@ -115,8 +145,6 @@ def plot(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from wit.errors import WitError
 
     rows = read_metrics(run_dir)
     if not rows:

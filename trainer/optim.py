@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer.config import STATE_DTYPE_NAMES, WEIGHT_DTYPE_NAMES
 from trainer.half_adam import HalfStateAdamW
 from wit.errors import WitError
 
-STATE_DTYPES = ("fp32", "fp16", "bf16")
-WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+STATE_DTYPES = STATE_DTYPE_NAMES
+WEIGHT_DTYPES = dict(zip(WEIGHT_DTYPE_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
 # The text encoder, as the paper stores it in half precision: everything between token ids and the
 # text embedding. The vision tower and logit_scale (one shared, clamped scalar) stay fp32.
 TEXT_TOWER = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")

@@ -28,8 +28,6 @@ from torch.distributed.fsdp import FSDPModule
 
 from trainer.model import CLIP
 
-PARALLEL = ("ddp", "fsdp")
-
 
 def residual_blocks(clip: CLIP) -> list[nn.Module]:
     """The units FSDP shards one by one: ViT or ResNet blocks, then the text transformer's."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
 
-from trainer.fit import TrainConfig
+from trainer.config import TrainConfig
+from trainer.metrics import read_metrics
 
 
 def exact_config(corpus: str, run_dir: str, steps: int, **overrides: Any) -> TrainConfig:
@@ -25,7 +25,7 @@ def final_weights(result: dict) -> dict[str, torch.Tensor]:
 
 def metric_rows(result: dict) -> list[dict]:
     """One dict per optimizer step, from the run's metrics.jsonl."""
-    return [json.loads(line) for line in open(result["metrics_path"])]
+    return read_metrics(result["metrics_path"])
 
 
 def assert_same_run(result: dict, ref: dict, steps: int) -> None:

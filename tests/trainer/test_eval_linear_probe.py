@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-import trainer.fit
+import trainer.eval.embed
 from trainer.eval.linear_probe import LinearProbeConfig, linear_probe, probe_features, sweep
 from wit.errors import WitError
 
@@ -66,7 +66,7 @@ def _folder(root, per_class, seed):
 
 
 def test_probe_on_images_end_to_end(tmp_path, monkeypatch, tokenizer):  # noqa: F811
-    monkeypatch.setattr(trainer.fit, "load_checkpoint", lambda path: (ColourCLIP(tokenizer), tokenizer, None))
+    monkeypatch.setattr(trainer.eval.embed, "load_checkpoint", lambda path: (ColourCLIP(tokenizer), tokenizer, None))
     train, test = _folder(tmp_path / "train", 8, 0), _folder(tmp_path / "test", 4, 1)
     (test / "red" / "broken.jpg").write_bytes(b"nope")
     result = linear_probe(LinearProbeConfig("unused", str(train), str(test), max_iter=50))

@@ -38,7 +38,7 @@ def _tiny_checkpoint(directory: Path) -> Path:
     from PIL import Image
 
     from trainer.data import center_square_crop, normalize_images, to_array
-    from trainer.fit import TrainConfig
+    from trainer.config import TrainConfig
     from trainer.loss import clip_loss
     from trainer.model import build_model
     from trainer.tokenizer import train_tokenizer

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import trainer.fit
+import trainer.eval.embed
 from trainer.eval.cli import register
 from trainer.eval.zeroshot import TEMPLATES_DIR, ZeroShotConfig, default_templates, zeroshot
 from trainer.tokenizer import train_tokenizer
@@ -61,7 +61,7 @@ def tokenizer():
 
 @pytest.fixture
 def colour_checkpoint(monkeypatch, tokenizer):
-    monkeypatch.setattr(trainer.fit, "load_checkpoint", lambda path: (ColourCLIP(tokenizer), tokenizer, None))
+    monkeypatch.setattr(trainer.eval.embed, "load_checkpoint", lambda path: (ColourCLIP(tokenizer), tokenizer, None))
 
 
 def _images(root, per_class=3, broken=0):
@@ -95,7 +95,7 @@ def test_ensembling_gain_is_reported_side_by_side(tmp_path, monkeypatch, tokeniz
     # and blue weights coincide, green images tie everywhere and go to class 0 (blue) -> 6/9. Ensemble:
     # 9 of 10 green prompts are right, the green weight stays green -> 9/9. Gain: exactly 1/3.
     model = ColourCLIP(tokenizer, misread={"a photo of a green.": "blue"})
-    monkeypatch.setattr(trainer.fit, "load_checkpoint", lambda path: (model, tokenizer, None))
+    monkeypatch.setattr(trainer.eval.embed, "load_checkpoint", lambda path: (model, tokenizer, None))
     result = zeroshot(ZeroShotConfig("unused", str(_images(tmp_path / "images")), templates="both"))
     assert result["top1"] == 1.0 and result["templates"] == 10
     assert result["single"]["top1"] == pytest.approx(2 / 3) and result["single"]["templates"] == 1

@@ -9,7 +9,10 @@ import torch
 
 from shapes_corpus import write_corpus, write_image_folder
 from trainer.cli import register
-from trainer.fit import TrainConfig, fit, load_checkpoint
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig
+from trainer.fit import fit
+from trainer.metrics import read_metrics
 from wit.errors import WitError
 
 
@@ -28,7 +31,7 @@ def test_fit_writes_a_checkpoint_and_learns(trained):
     assert result["steps"] == 20
     assert math.isfinite(result["loss_first"]) and math.isfinite(result["loss_last"])
     assert result["loss_last"] < result["loss_first"]
-    lines = [json.loads(line) for line in open(result["metrics_path"])]
+    lines = read_metrics(result["metrics_path"])
     assert [m["step"] for m in lines] == list(range(1, 21))
     assert all(m["logit_scale"] <= 100 for m in lines)
 

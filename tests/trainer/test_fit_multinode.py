@@ -6,7 +6,8 @@ import json
 import pytest
 
 from shapes_corpus import write_corpus
-from trainer.fit import TrainConfig, fit
+from trainer.config import TrainConfig
+from trainer.fit import fit
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from fit_results import assert_same_run, exact_config, final_weights, metric_rows
+from kill_runs import kill_driver, start_driver, wait_for_checkpoint
 from shapes_corpus import write_corpus
 from test_bpe_tokenizer import MERGES
 from trainer.cli import register
-from trainer.fit import fit, load_checkpoint
+from trainer.checkpoint import load_checkpoint
+from trainer.fit import fit
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +54,12 @@ def test_fsdp_trains_the_same_weights_as_ddp(runs):
 
 
 @pytest.mark.slow
-def test_stopped_fsdp_run_resumes_exactly(runs):
+def test_stopped_fsdp_run_resumes_exactly(runs, ray_local):
     _, cfg, ref, root = runs
-    stopped = dataclasses.replace(cfg, run_dir=str(root / "fsdp-stopped"), fail_at_step=3, max_failures=0)
-    with pytest.raises(Exception):
-        fit(stopped)                                                    # dies after step 3; last checkpoint: 2
+    stopped = dataclasses.replace(cfg, run_dir=str(root / "fsdp-stopped"), max_failures=0)
+    driver = start_driver(stopped, ray_local.get_runtime_context().gcs_address, root / "fsdp-stopped.log")
+    wait_for_checkpoint(str(root / "fsdp-stopped" / "ray"), alive=lambda: driver.poll() is None)
+    kill_driver(driver)                                                 # killed after its first checkpoint
     assert_same_run(fit(stopped, resume=True), ref, steps=4)
 
 

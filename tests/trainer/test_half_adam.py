@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -89,3 +91,76 @@ def test_half_parameters_train_with_fp32_math():
         opt.step()
     assert w.dtype == torch.bfloat16
     assert (w.float() - target).abs().max() < 0.05           # bf16 spacing near 2 is 0.0156
+
+
+# ---------------------------------------------------------------------------------------------
+# The multi-tensor step against the per-parameter loop (tests/trainer/half_adam_reference.py)
+
+
+def _params(seed: int, dtypes=(torch.float32, torch.bfloat16, torch.float32, torch.float16)) -> list:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(16, 8), (33,), (4, 4, 3), ()]
+    return [torch.nn.Parameter((torch.randn(s, generator=gen) * 0.1).to(d)) for s, d in zip(shapes, dtypes)]
+
+
+def _trajectory(optimizer_cls, state_dtype: str, rounding: bool, steps: int = 5, seed: int = 3):
+    params = _params(seed)
+    opt = optimizer_cls([{"params": params[:2], "weight_decay": 0.2}, {"params": params[2:], "weight_decay": 0.0}],
+                        lr=1e-2, betas=(0.9, 0.98), eps=1e-6, state_dtype=state_dtype, stochastic_rounding=rounding)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for i in range(steps):
+        for j, p in enumerate(params):
+            skip = i == 1 and j == 0                       # a parameter without a gradient in one step
+            p.grad = None if skip else (torch.randn(p.shape, generator=gen) * 10.0 ** -j).to(p.dtype)
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("state_dtype", ["fp32", "fp16", "bf16"])
+def test_fused_step_equals_the_per_parameter_loop_bit_for_bit(state_dtype):
+    from half_adam_reference import ReferenceHalfStateAdamW
+
+    ours, opt = _trajectory(HalfStateAdamW, state_dtype, rounding=False)
+    ref, ref_opt = _trajectory(ReferenceHalfStateAdamW, state_dtype, rounding=False)
+    for p, q in zip(ours, ref):
+        assert p.dtype == q.dtype and torch.equal(p, q)
+        for key, value in ref_opt.state[q].items():
+            assert torch.equal(torch.as_tensor(opt.state[p][key]), torch.as_tensor(value)), key
+
+
+def test_fused_rounding_lands_on_a_neighbour_of_the_loops_fp32_update():
+    """One step with stochastic rounding: both write one of the two half values around the same fp32
+    result (their random draws differ), so they differ by at most one gap between neighbours."""
+    from half_adam_reference import ReferenceHalfStateAdamW
+
+    ours, _ = _trajectory(HalfStateAdamW, "bf16", rounding=True, steps=1)
+    ref, _ = _trajectory(ReferenceHalfStateAdamW, "bf16", rounding=True, steps=1)
+    for p, q in zip(ours, ref):
+        if p.dtype != torch.float32:
+            gap = (torch.nextafter(q, torch.full_like(q, math.inf)).float() - q.float()).abs()
+            gap = torch.maximum(gap, (q.float() - torch.nextafter(q, torch.full_like(q, -math.inf)).float()).abs())
+            assert ((p.float() - q.float()).abs() <= gap).all()
+        else:
+            assert torch.equal(p, q)
+
+
+def test_mean_of_stochastically_rounded_updates_is_the_fp32_update():
+    """20,000 copies of one bf16 weight take the same step, smaller than half a bf16 gap: rounding to
+    nearest would leave them all unchanged; the fused step's rounding moves them so that their mean is
+    the fp32 update, within 5 standard errors of the two-point rounding distribution."""
+    n = 20_000
+    half = torch.nn.Parameter(torch.ones(n, dtype=torch.bfloat16))
+    full = torch.nn.Parameter(torch.ones(n))
+    for p in (half, full):
+        opt = HalfStateAdamW([p], lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0, state_dtype="fp32")
+        p.grad = torch.ones(n, dtype=p.dtype)
+        opt.step()
+    target = full[0].item()                                         # 1 - 1e-3: the fp32 update
+    lo, hi = torch.tensor(target).to(torch.bfloat16).float().item(), 1.0
+    lo = lo if lo < target else torch.nextafter(torch.tensor(target, dtype=torch.bfloat16),
+                                                 torch.tensor(0.0, dtype=torch.bfloat16)).float().item()
+    assert lo < target < hi and torch.tensor(target).to(torch.bfloat16).item() == 1.0   # nearest: no move
+    p_hi = (target - lo) / (hi - lo)
+    stderr = (hi - lo) * math.sqrt(p_hi * (1 - p_hi) / n)
+    assert set(half.float().unique().tolist()) == {lo, hi}
+    assert abs(half.float().mean().item() - target) < 5 * stderr

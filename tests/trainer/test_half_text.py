@@ -6,7 +6,8 @@ import torch
 
 from test_clip_optim import _separable_losses
 from trainer import checkpoint
-from trainer.fit import TrainConfig, _autocast_and_scaler, train_step
+from trainer.config import TrainConfig
+from trainer.fit import _autocast_and_scaler, train_step
 from trainer.half_adam import HalfStateAdamW
 from trainer.model import build_model
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower

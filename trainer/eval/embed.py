@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from trainer.checkpoint import load_checkpoint
 from trainer.data import center_square_crop, normalize_images, to_array
 
 LOCAL_MAX_ROWS = 512      # at most this many rows: embed in-process (no actor start-up, no model shipping)
@@ -28,12 +29,6 @@ class EmbedConfig:
     local_max_rows: int = LOCAL_MAX_ROWS   # -1: always Ray Data
     actors: int | None = None     # Ray Data actor pool size; None: one per GPU, or 1 on CPU
     progress: bool = True
-
-
-def _load_model(checkpoint: str):
-    import trainer.fit             # looked up at call time, so tests can hand in a model
-
-    return trainer.fit.load_checkpoint(checkpoint)
 
 
 def _decode(row_path: str, row_data: bytes, size: int) -> np.ndarray | None:
@@ -49,7 +44,7 @@ class EmbedBatch:
     """Ray Data callable class: the model is loaded once per actor, not once per batch."""
 
     def __init__(self, checkpoint: str):
-        self.model, self.tokenizer, _ = _load_model(checkpoint)
+        self.model, self.tokenizer, _ = load_checkpoint(checkpoint)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.size = self.model.cfg.vision.image_size
