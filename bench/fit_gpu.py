@@ -11,7 +11,9 @@ from pathlib import Path
 
 sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "tests", "trainer")]
 from shapes_corpus import write_corpus  # noqa: E402
-from trainer.fit import TrainConfig, fit  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.fit import fit  # noqa: E402
+from trainer.metrics import read_metrics  # noqa: E402
 
 out = Path(os.environ.get("OUT", "bench/results"))
 results = {}
@@ -28,7 +30,7 @@ with tempfile.TemporaryDirectory() as tmp:
                           precision="bf16", warmup_steps=2, log_every=1000, tokenizer_vocab_size=49_152, **extra)
         try:
             r = fit(cfg)
-            rows = [json.loads(x) for x in open(Path(r["metrics_path"]))]
+            rows = read_metrics(r["metrics_path"])
             results[name] = {k: r.get(k) for k in ("samples_per_s", "mfu", "data_wait_fraction", "steps")}
             results[name].update(first_loss=rows[0]["loss"], last_loss=rows[-1]["loss"], wall_s=time.time() - tick)
         except Exception as e:  # noqa: BLE001 - report and go on to the next configuration

@@ -1,10 +1,12 @@
 """Decoding on the train worker's device (trainer/data.py device_images) against the PIL path on CPU.
 
 The data stage draws each crop box from the same seeded generator on both paths, so a step's rows and
-boxes are the same (checked exactly). The pixels differ only by the resize: PIL's BICUBIC vs torch's
-antialiased bicubic on the same decoded crop; tolerance: mean |difference| < 1 grey level and at most
-2% of pixels more than 8 levels apart (uint8, images of 60-200 pixels resized to 32). The CUDA test
-runs only where torch.cuda.is_available(), decided before it runs."""
+boxes are the same (checked exactly). On CPU both decode with libjpeg-turbo, so the pixels differ only
+by the resize: PIL's BICUBIC vs torch's antialiased bicubic on the same crop; tolerance: at most 2 grey
+levels anywhere, mean < 0.25 (measured here: max 1, mean 0.04; uint8, images of 60-200 pixels resized
+to 32). nvJPEG's IDCT differs from libjpeg-turbo's, so the CUDA test allows a mean < 1 level and 2% of
+pixels more than 8 apart. The CUDA test runs only where torch.cuda.is_available(), decided before it
+runs."""
 
 import io
 
@@ -60,8 +62,8 @@ def test_device_path_batches_match_the_pil_path_on_cpu(tmp_path):
         assert raw["box"].shape == (8, 3) and "image" not in raw
         images, failed = device_images(raw["jpg"], raw["box"], SIZE, torch.device("cpu"))
         assert images.shape == pil["image"].shape and images.dtype == torch.uint8 and not failed.any()
-        diff = (images.numpy().astype(int) - pil["image"].astype(int)).__abs__()
-        assert diff.mean() < 1.0 and (diff > 8).mean() < 0.02, (diff.mean(), (diff > 8).mean())
+        diff = np.abs(images.numpy().astype(int) - pil["image"].astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.25, (diff.max(), diff.mean())
     assert sum(step_batch(s, **kwargs)["skipped"].sum() for s in range(3)) >= 2          # bad rows replaced
 
 
@@ -92,3 +94,23 @@ def test_cuda_decode_matches_the_cpu_tensor_path(tmp_path):
     assert gpu.device.type == "cuda" and not failed.any()
     diff = (gpu.cpu().int() - cpu.int()).abs().float()                   # nvJPEG's IDCT vs libjpeg-turbo's
     assert diff.mean() < 1.0 and (diff > 8).float().mean() < 0.02
+
+
+@pytest.mark.slow
+def test_ray_stream_carries_bytes_and_boxes_to_the_worker(ray_local, tmp_path):
+    """The Ray Data stream of the device path (JPEG bytes as an object column) through worker_batches,
+    decoded with the tensor path on CPU, gives the PIL stream's batches."""
+    from trainer.data import build_step_dataset, worker_batches
+
+    kwargs = _kwargs(tmp_path)
+    streams = []
+    for on_device in (False, True):
+        ds = build_step_dataset(kwargs["shards"], 0, 3, cpus=1.0,
+                                on_device=on_device, **{k: v for k, v in kwargs.items() if k != "shards"})
+        streams.append(list(worker_batches(ds, batch_size=8, device=torch.device("cpu"), image_size=SIZE,
+                                           on_device=on_device)))
+    assert len(streams[0]) == len(streams[1]) == 3
+    for pil, raw in zip(*streams):
+        for key in ("text", "step", "index", "skipped"):
+            assert torch.equal(pil[key], raw[key]), key
+        assert (pil["image"].int() - raw["image"].int()).abs().max() <= 2
