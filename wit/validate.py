@@ -163,12 +163,13 @@ def check_stage_dir(directory: str | os.PathLike, what: str, producer: str, requ
                     pattern: str = "part-*.parquet") -> list[str]:
     """A finished stage directory: it exists, holds files, ends with _SUCCESS.json (written last, so an
     interrupted stage never passes), and its parts have the contract's columns. Returns the parts."""
-    hint = f"run `{producer}` to make it"
-    check_dir(directory, what, hint)
+    check_dir(directory, what, hint=f"run `{producer}` to make it")
     if not storage.is_file(storage.join(directory, MARKER)):
         raise WitError(f"{what} {storage.display(directory)} is unfinished: it has no {MARKER}",
                        hint=f"rerun `{producer}` until it completes (it resumes finished work)")
-    return check_parts(directory, pattern, required, what, hint)
+    return check_parts(directory, pattern, required, what,
+                       hint=f"this part was not written by `{producer}`, or was damaged since: rerun it into a "
+                            "new directory")
 
 
 # ---------------------------------------------------------------------------------------------
