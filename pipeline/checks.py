@@ -20,7 +20,6 @@ def check_match(a: argparse.Namespace) -> None:
     validate.check_at_least({"--max-text-chars": a.max_text_chars, "--concurrency": a.concurrency}, 1)
     for path in a.pool:
         validate.check_exists(path, "pool path", hint="pass Parquet/TSV/CSV/JSONL/WARC files or directories")
-        validate.check_credentials(path)
     validate.check_file(a.queries, "queries file", hint="build it with `wit queries build`")
     validate.check_columns(a.queries, QUERIES_COLUMNS, "queries file", hint="build it with `wit queries build`")
     validate.check_output(a.out, "--out")

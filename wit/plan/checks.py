@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 
 from wit import validate
-from wit.errors import WitError
 
 
 def check_plan_args(args: argparse.Namespace) -> None:
     from trainer.model import MODELS
-    from wit.plan.config import presets
 
     validate.check_positive({"--pairs": args.pairs, "--epochs": args.epochs, "--slowdown": args.slowdown})
     validate.check_at_least({"--cpu-nodes": args.cpu_nodes, "--gpu-nodes": args.gpu_nodes, "--cap": args.cap}, 1)
@@ -20,14 +18,10 @@ def check_plan_args(args: argparse.Namespace) -> None:
         named += [m.strip() for m in args.models.split(",")]
     for model in named:
         validate.check_choice("--model" if model == args.model else "--models", model, MODELS, "model")
-    if args.plan not in presets():
-        if "." not in args.plan and "/" not in args.plan:   # a bare word: meant as a preset
-            raise WitError(f"unknown plan preset {args.plan!r}", hint=f"one of {', '.join(presets())}, or a YAML/JSON file")
-        validate.check_file(args.plan, "plan file", hint="a YAML/JSON plan file; see `wit plan --help`")
+    # PLAN itself and --results are checked where they are read (wit.plan.config, wit.plan.rates), in
+    # milliseconds and with hints that name the presets and the bench script to run.
     if args.cluster and args.cluster != "local":
         validate.check_file(args.cluster, "--cluster", hint="a Ray cluster YAML, or `local`")
-    if args.results:
-        validate.check_dir(args.results, "--results", hint="a directory of bench results (*.json)")
     if args.compare:
         validate.check_file(args.compare, "--compare", hint="a `wit demo` summary.json")
     for name in ("plot", "markdown", "json"):
