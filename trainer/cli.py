@@ -15,7 +15,7 @@ from wit.options import Option, add_config_options, config_from_args
 
 RAW = argparse.RawDescriptionHelpFormatter
 
-# `wit train`'s options: one per TrainConfig field named here, its type and default from the field
+# `wit train`'s options: one per TrainConfig field, its type and default from the field
 # (wit.options), so a default lives only in TrainConfig. TRAIN_FIXED fields keep their default.
 TRAIN_FIXED = frozenset({"betas", "eps",              # the paper's Adam constants
                          "log_every", "fail_at_step",  # reporting cadence; tests only
@@ -105,7 +105,7 @@ def run_train(args) -> int:
     from trainer.checks import check_train
     from trainer.fit import fit
 
-    cfg = config_from_args(TrainConfig, args, TRAIN_OPTIONS, placement_strategy="SPREAD" if args.spread else "PACK")
+    cfg = config_from_args(TrainConfig, args, placement_strategy="SPREAD" if args.spread else "PACK")
     check_train(cfg, args.resume)
     print(json.dumps(fit(cfg, resume=args.resume), indent=2))
     return 0

@@ -53,17 +53,17 @@ def flag_of(name: str, option: Option) -> str:
 def add_config_options(parser: argparse.ArgumentParser, cls: type, options: dict[str, Option],
                        skip: frozenset[str] = frozenset()) -> None:
     """One option per field of `cls` (dest: the field name, default: the field's), except the fields in
-    `skip`, which keep their default; a field without a default is a required option. A field in
-    neither table is an error here, so a new config field cannot go without its option or a reason."""
+    `skip`, which keep their default; a field without a default is a required option. A new field in
+    neither table still gets its option (--new-field, its help naming the field) rather than none."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    if set(options) - names or names - set(options) - skip:
-        raise TypeError(f"{cls.__name__}: no field(s) {sorted(set(options) - names)}; no option or skip for "
-                        f"field(s) {sorted(names - set(options) - skip)}")
+    unknown = set(options) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:                          # a renamed field: the table would silently stop reaching it
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
     for f in dataclasses.fields(cls):
-        if f.name not in options:
+        if f.name in skip:
             continue
-        option, (kind, optional) = options[f.name], _base(hints[f.name])
+        option = options.get(f.name) or Option(f"{cls.__name__}.{f.name}")
+        kind, optional = _base(hints[f.name])
         has_default = f.default is not dataclasses.MISSING
         kwargs: dict[str, Any] = {"dest": f.name, "help": option.help}
         if kind is bool:
@@ -83,6 +83,8 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, options: dict
         parser.add_argument(flag_of(f.name, option), **kwargs)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, options: dict[str, Option], **fixed: Any) -> Any:
-    """`cls` from the options `add_config_options` added, plus `fixed` fields (from other options)."""
-    return cls(**{name: getattr(args, name) for name in options}, **fixed)
+def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """`cls` from the options `add_config_options` added (one dest per field), plus `fixed` fields
+    (those set by other options)."""
+    names = [f.name for f in dataclasses.fields(cls) if hasattr(args, f.name) and f.name not in fixed]
+    return cls(**{name: getattr(args, name) for name in names}, **fixed)

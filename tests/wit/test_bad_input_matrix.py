@@ -378,7 +378,6 @@ def _check_only(argv: list[str]) -> None:
     from queries.checks import check_build
     from queries.cli import config_from_args
     from trainer import checks as trainer_checks
-    from trainer.cli import TRAIN_OPTIONS
     from trainer.eval import checks as eval_checks
     from trainer.fit import TrainConfig
     from wit.options import config_from_args as train_config
@@ -390,7 +389,7 @@ def _check_only(argv: list[str]) -> None:
         "match": pipeline_checks.check_match, "balance": pipeline_checks.check_balance,
         "download": pipeline_checks.check_download, "run": pipeline_checks.check_run,
         "inspect": pipeline_checks.check_inspect,
-        "train": lambda a: trainer_checks.check_train(train_config(TrainConfig, a, TRAIN_OPTIONS), a.resume),
+        "train": lambda a: trainer_checks.check_train(train_config(TrainConfig, a), a.resume),
         "tokenizer": lambda a: trainer_checks.check_tokenizer(a.captions, a.openai_merges, a.out, a.vocab_size),
         "zeroshot": eval_checks.check_zeroshot, "retrieval": eval_checks.check_retrieval,
         "linear-probe": eval_checks.check_linear_probe,
