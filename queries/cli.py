@@ -81,10 +81,9 @@ def config_from_args(args: argparse.Namespace) -> QueriesConfig:
 
 def run_build(args: argparse.Namespace) -> int:
     from queries.build import build
+    from queries.checks import check_build
     from queries.schema import read_queries
     from wit.artifacts import read_provenance
-
-    from queries.checks import check_build
 
     cfg = config_from_args(args)
     check_build(cfg, args.out)
