@@ -13,8 +13,9 @@ subprocesses of the console entry point. Valid inputs are checked to pass the sa
 so the matrix cannot pass by refusing everything.
 
 Bucket cells run with no AWS credentials in the environment, AWS_EC2_METADATA_DISABLED=true and
-AWS_ENDPOINT_URL_S3 at a closed port on 127.0.0.1: nothing leaves the machine, and a check that tried
-to connect would fail the "no traceback" or the timing, not pass.
+AWS_ENDPOINT_URL_S3 at a closed port on 127.0.0.1: nothing leaves the machine. The refusal must come
+from the credentials check, which names the URI; a command that got as far as connecting would fail
+with another message (connection refused), and the cell would fail.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -353,19 +353,18 @@ def _ray_started() -> bool:
 def test_bad_input_exits_2_naming_it(command, kind, inputs, tmp_path, capsys):
     out = tmp_path / "out"
     argv, names = _cells(inputs, str(out))[command, kind]
-    start = time.perf_counter()
     try:
         code = main(argv)
     except SystemExit as done:                     # argparse's own refusals (a number below its bound)
         code = done.code
-    seconds = time.perf_counter() - start
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert "error:" in err and names in err, f"the message does not name {names!r}:\n{err}"
+    if kind == "no_credentials":                   # refused by the check, not by a failed connection
+        assert "no AWS credentials" in err or "writes a local directory" in err, err
     assert not _ray_started(), "validation must fail before Ray starts"
     assert not out.exists(), f"bad input left output behind: {sorted(out.rglob('*'))}"
-    assert seconds < 10, f"{command} took {seconds:.1f} s to refuse bad input"
 
 
 # ---------------------------------------------------------------------------------------------
