@@ -179,33 +179,43 @@ def _print(result: dict) -> int:
 
 
 def _match(a: argparse.Namespace) -> int:
+    from pipeline.checks import check_match
     from pipeline.match import match
 
+    check_match(a)
     return _print(match(tuple(a.pool), a.queries, a.out, _match_cfg(a)))
 
 
 def _balance(a: argparse.Namespace) -> int:
     from pipeline.balance import balance
+    from pipeline.checks import check_balance
 
+    check_balance(a)
     return _print(balance(a.matched, a.out, _balance_cfg(a)))
 
 
 def _download(a: argparse.Namespace) -> int:
+    from pipeline.checks import check_download
     from pipeline.download import download
 
+    check_download(a)
     return _print(download(a.selected, a.out, _download_cfg(a))["counts"])
 
 
 def _run(a: argparse.Namespace) -> int:
+    from pipeline.checks import check_run
     from pipeline.run import run
 
+    check_run(a)
     result = run(tuple(a.pool), a.queries, a.out, _match_cfg(a), _balance_cfg(a), _download_cfg(a))
     return _print(result["download"]["counts"])
 
 
 def _inspect(a: argparse.Namespace) -> int:
+    from pipeline.checks import check_inspect
     from pipeline.inspect import format_summary, summarize
 
+    check_inspect(a)
     summary = summarize(a.path, queries=a.queries, n=a.n)
     if a.html:
         from pipeline.contact_sheet import write_contact_sheet

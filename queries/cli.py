@@ -81,11 +81,14 @@ def config_from_args(args: argparse.Namespace) -> QueriesConfig:
 
 def run_build(args: argparse.Namespace) -> int:
     from queries.build import build
+    from queries.checks import check_build
     from queries.schema import read_queries
     from wit.artifacts import read_provenance
 
+    cfg = config_from_args(args)
+    check_build(cfg, args.out)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = build(config_from_args(args), args.out, use_ray=not args.no_ray)
+    out = build(cfg, args.out, use_ray=not args.no_ray)
     table = read_queries(out)
     counts = read_provenance(out).get("counts", {})
     print(f"{table.num_rows:,} queries -> {out}")

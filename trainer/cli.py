@@ -7,9 +7,54 @@ import json
 from pathlib import Path
 
 from trainer.eval.cli import register as register_eval
+from trainer.config import PRECISIONS, TrainConfig
+from trainer.optim import STATE_DTYPES, WEIGHT_DTYPES
+from trainer.parallel import PARALLEL
 from wit.errors import WitError
+from wit.options import Option, add_config_options, config_from_args
 
 RAW = argparse.RawDescriptionHelpFormatter
+
+# `wit train`'s options: one per TrainConfig field, its type and default from the field
+# (wit.options), so a default lives only in TrainConfig. TRAIN_FIXED fields keep their default.
+TRAIN_FIXED = frozenset({"betas", "eps",              # the paper's Adam constants
+                         "log_every", "fail_at_step",  # reporting cadence; tests only
+                         "placement_strategy"})        # set by --spread
+TRAIN_OPTIONS = {
+    "corpus_dir": Option("corpus dir with *.parquet shards (failures/ is ignored)", flag="--corpus"),
+    "run_dir": Option("where checkpoints, metrics and the tokenizer go"),
+    "model": Option("a named config (see `wit models`)"),
+    "steps": Option("optimizer steps (default: --epochs passes)", minimum=1),
+    "epochs": Option("passes over the corpus when --steps is not given", minimum=1),
+    "batch_size": Option("per worker; the contrastive batch is x workers", minimum=2),
+    "accumulation": Option("micro-batches per optimizer step", minimum=1),
+    "num_workers": Option("Ray Train workers (DDP or FSDP processes)", flag="--workers", minimum=1),
+    "lr": Option("peak learning rate (cosine after linear warmup)", minimum=0),
+    "weight_decay": Option("AdamW's decoupled weight decay (weights only)", minimum=0),
+    "warmup_steps": Option("default: 10%% of the steps, at most 2000", minimum=0),
+    "precision": Option("autocast dtype; fp16 adds a GradScaler", choices=PRECISIONS),
+    "grad_checkpointing": Option("recompute activations per block"),
+    "state_dtype": Option("Adam moments: fp16/bf16 take 12 instead of 16 bytes a parameter in all",
+                          choices=STATE_DTYPES),
+    "text_dtype": Option("store the text encoder's weights (embeddings, blocks, ln_final, text_projection) in "
+                         "this dtype, updated in fp32 and stochastically rounded back, as the paper did; DDP only",
+                         choices=tuple(WEIGHT_DTYPES)),
+    "parallel": Option("ddp: a model replica per worker; fsdp: parameters, gradients and Adam states sharded over "
+                       "the workers (FSDP2, for towers that crowd one device; fp32 states and text weights, "
+                       "--precision fp32 or bf16)", choices=PARALLEL),
+    "compile": Option("torch.compile the model (default: on with --gpu, off on CPU)"),
+    "use_gpu": Option("one GPU per worker", flag="--gpu"),
+    "data_cpus": Option("CPUs for Ray Data decoding (default: 1 on CPU runs; on GPU runs what workers leave)",
+                        minimum=0),
+    "cpus_per_worker": Option("default: what --data-cpus leaves", minimum=0),
+    "seed": Option("seed of the model init and the data order", minimum=0),
+    "checkpoint_every": Option("steps between checkpoints; 0 = at the end", minimum=0),
+    "storage_path": Option("checkpoint storage: a dir or URI (default RUN_DIR/ray)"),
+    "max_failures": Option("worker deaths survived by restarting", minimum=0),
+    "tokenizer_path": Option("a tokenizer.json (`wit tokenizer train`, from captions or OpenAI's merges); "
+                             "default: train a BPE on the captions", flag="--tokenizer"),
+    "tokenizer_vocab_size": Option("when training the tokenizer", flag="--vocab-size", minimum=258),
+}
 
 
 def register(subparsers) -> None:
@@ -31,44 +76,10 @@ def _register_train(subparsers) -> None:
         "RUN_DIR/metrics.jsonl (one line per step) and RUN_DIR/tokenizer.json (when --tokenizer is not given).\n"
         "Smoke run on a laptop: wit train --corpus DIR --run-dir RUN --model tiny --steps 50",
     )
-    p.add_argument("--corpus", required=True, help="corpus dir with *.parquet shards (failures/ is ignored)")
-    p.add_argument("--run-dir", required=True, help="where checkpoints, metrics and the tokenizer go")
-    p.add_argument("--model", default="tiny", help="a named config (see `wit models`); default tiny")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: --epochs passes)")
-    p.add_argument("--epochs", type=int, default=1, help="passes over the corpus when --steps is not given")
-    p.add_argument("--batch-size", type=int, default=64, help="per worker; the contrastive batch is x workers")
-    p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (DDP or FSDP processes)")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine after linear warmup)")
-    p.add_argument("--weight-decay", type=float, default=0.2)
-    p.add_argument("--warmup-steps", type=int, default=None, help="default: 10%% of the steps, at most 2000")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations per block")
-    p.add_argument("--state-dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="Adam moments: fp16/bf16 take 12 instead of 16 bytes a parameter in all")
-    p.add_argument("--text-dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="store the text encoder's weights (embeddings, blocks, ln_final, text_projection) in this "
-                   "dtype, updated in fp32 and stochastically rounded back, as the paper did; DDP only")
-    p.add_argument("--parallel", choices=("ddp", "fsdp"), default="ddp",
-                   help="ddp: a model replica per worker; fsdp: parameters, gradients and Adam states "
-                   "sharded over the workers (FSDP2, for towers that crowd one device; fp32 states and text "
-                   "weights, --precision fp32 or bf16)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model (default: on with --gpu, off on CPU)")
-    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
-    p.add_argument("--data-cpus", type=float, default=None,
-                   help="CPUs for Ray Data decoding (default: 1 on CPU runs; on GPU runs what workers leave)")
-    p.add_argument("--cpus-per-worker", type=float, default=None, help="default: what --data-cpus leaves")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints; 0 = at the end")
-    p.add_argument("--storage-path", default=None, help="checkpoint storage: a dir or URI (default RUN_DIR/ray)")
-    p.add_argument("--max-failures", type=int, default=1, help="worker deaths survived by restarting")
+    add_config_options(p, TrainConfig, TRAIN_OPTIONS, skip=TRAIN_FIXED)
     p.add_argument("--spread", action="store_true", help="place the workers on different nodes")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in RUN_DIR from its last checkpoint (same options)")
-    p.add_argument("--tokenizer", default=None, help="a tokenizer.json (`wit tokenizer train`, from captions or "
-                   "OpenAI's merges); default: train a BPE on the captions")
-    p.add_argument("--vocab-size", type=int, default=49_152, help="when training the tokenizer")
     p.set_defaults(run=run_train)
 
 
@@ -85,23 +96,18 @@ def _register_tokenizer(subparsers) -> None:
                         help="an OpenAI-format merges file (bpe_simple_vocab_16e6.txt[.gz]): OpenAI's ids, "
                         "49,408 with the full file; --vocab-size does not apply")
     t.add_argument("--out", required=True, help="tokenizer.json to write")
-    t.add_argument("--vocab-size", type=int, default=49_152)
+    t.add_argument("--vocab-size", type=int, default=TrainConfig.tokenizer_vocab_size,
+                   help="ids in the learned BPE (default: %(default)s)")
     t.set_defaults(run=run_tokenizer_train)
 
 
 def run_train(args) -> int:
-    from trainer.fit import TrainConfig, fit
+    from trainer.checks import check_train
+    from trainer.fit import fit
 
-    result = fit(TrainConfig(
-        corpus_dir=args.corpus, run_dir=args.run_dir, model=args.model, batch_size=args.batch_size,
-        accumulation=args.accumulation, storage_path=args.storage_path, max_failures=args.max_failures,
-        placement_strategy="SPREAD" if args.spread else "PACK", steps=args.steps, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
-        compile=args.compile, text_dtype=args.text_dtype, parallel=args.parallel, state_dtype=args.state_dtype,
-        num_workers=args.workers, use_gpu=args.gpu, data_cpus=args.data_cpus,
-        cpus_per_worker=args.cpus_per_worker, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        tokenizer_path=args.tokenizer, tokenizer_vocab_size=args.vocab_size), resume=args.resume)
-    print(json.dumps(result, indent=2))
+    cfg = config_from_args(TrainConfig, args, placement_strategy="SPREAD" if args.spread else "PACK")
+    check_train(cfg, args.resume)
+    print(json.dumps(fit(cfg, resume=args.resume), indent=2))
     return 0
 
 
@@ -115,16 +121,20 @@ def _register_plot(subparsers) -> None:
 
 
 def run_plot(args) -> int:
+    from trainer.checks import check_plot
     from trainer.metrics import plot
 
+    check_plot(args.run_dir, args.out)
     print(f"wrote {plot(args.run_dir, args.out)}")
     return 0
 
 
 def run_tokenizer_train(args) -> int:
+    from trainer.checks import check_tokenizer
     from trainer.data import read_captions
     from trainer.tokenizer import load_openai_bpe, train_tokenizer
 
+    check_tokenizer(args.captions, args.openai_merges, args.out, args.vocab_size)
     if args.openai_merges:
         tokenizer = load_openai_bpe(args.openai_merges)
         print(f"wrote {tokenizer.save(args.out)}: {tokenizer.vocab_size} ids from {args.openai_merges}")

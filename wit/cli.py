@@ -34,8 +34,8 @@ The stages, in order (each reads the previous one's output directory):
 Inputs and outputs may be local paths or bucket URIs (s3://bucket/prefix, gs://bucket/prefix);
 credentials and endpoints come from the environment (AWS_*, AWS_ENDPOINT_URL_S3, Google ADC).
 
-Exit codes: 0 done, 1 failed (a bug or a broken stage; rerun resumes), 2 bad input (the message
-says what to fix), 130 interrupted.
+Exit codes: 0 done, 1 failed (a bug or a broken stage; rerun resumes), 2 bad input (checked before
+any work starts; the message names the input and says what to fix), 130 interrupted.
 """
 
 

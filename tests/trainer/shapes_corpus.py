@@ -61,6 +61,7 @@ def write_corpus(corpus_dir: str | Path, n: int, seed: int = 0, shards: int = 2,
     failures.mkdir(exist_ok=True)     # not data: the trainer must ignore it
     pq.write_table(pa.table({"key": ["x"], "url": ["u"], "caption": ["c"], "status": ["failed"],
                              "error_message": ["404"]}), failures / "00000.parquet")
+    (corpus_dir / "_SUCCESS.json").write_text('{"stage": "test"}\n')   # finished, as `wit train` requires
     return corpus_dir
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+import trainer.eval.checks
 import trainer.eval.embed
 from trainer.eval.cli import register
 from trainer.eval.zeroshot import TEMPLATES_DIR, ZeroShotConfig, default_templates, zeroshot
@@ -62,6 +63,7 @@ def tokenizer():
 @pytest.fixture
 def colour_checkpoint(monkeypatch, tokenizer):
     monkeypatch.setattr(trainer.eval.embed, "load_checkpoint", lambda path: (ColourCLIP(tokenizer), tokenizer, None))
+    monkeypatch.setattr(trainer.eval.checks, "check_checkpoint", lambda path: path)   # no checkpoint files either
 
 
 def _images(root, per_class=3, broken=0):

@@ -123,8 +123,10 @@ def _embed_kwargs(args) -> dict:
 
 
 def run_zeroshot(args) -> int:
+    from trainer.eval.checks import check_zeroshot
     from trainer.eval.zeroshot import ZeroShotConfig, zeroshot
 
+    check_zeroshot(args)
     result = zeroshot(ZeroShotConfig(args.checkpoint, args.images, args.classes_json, templates=args.templates,
                                      split=args.split, **_embed_kwargs(args)))
     runs = {"ensemble": result, "single": result["single"]} if args.templates == "both" else {args.templates: result}
@@ -136,8 +138,10 @@ def run_zeroshot(args) -> int:
 
 
 def run_retrieval(args) -> int:
+    from trainer.eval.checks import check_retrieval
     from trainer.eval.retrieval import RetrievalConfig, retrieval
 
+    check_retrieval(args)
     result = retrieval(RetrievalConfig(args.checkpoint, args.captions, args.images, **_embed_kwargs(args)))
     i2t, t2i = result["image_to_text"], result["text_to_image"]
     print(f"retrieval on {result['n_images']} images / {result['n_captions']} captions: image->text "
@@ -147,8 +151,10 @@ def run_retrieval(args) -> int:
 
 
 def run_linear_probe(args) -> int:
+    from trainer.eval.checks import check_linear_probe
     from trainer.eval.linear_probe import LinearProbeConfig, linear_probe
 
+    check_linear_probe(args)
     result = linear_probe(LinearProbeConfig(args.checkpoint, args.train, args.test, args.val, args.val_fraction,
                                             args.seed, **_embed_kwargs(args)))
     print(f"linear probe: test accuracy {result['test_accuracy']:.1%} with lambda {result['lambda']:.3g} "

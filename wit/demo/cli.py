@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from wit.demo.run import DemoConfig, run_demo, smoke_config
+    from wit.validate import check_at_least, check_local_output
 
+    check_at_least({"--steps": args.steps}, 1)
+    check_at_least({"--seed": args.seed}, 0)
+    check_local_output(args.out, "--out", what="the demo")
     cfg = smoke_config(args.out) if args.smoke else DemoConfig(out=args.out)
     cfg = replace(cfg, seed=args.seed)
     if args.steps:

@@ -71,8 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     from wit.plan import build_plan, load_plan_config, plot
+    from wit.plan.checks import check_plan_args
     from wit.plan.report import format_plan
 
+    check_plan_args(args)
     cfg = _overridden(load_plan_config(args.plan), args)
     plan, rates = build_plan(cfg, results_dir=args.results, compiled=False if args.eager else None,
                              slowdown=args.slowdown)
