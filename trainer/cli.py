@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 
 from trainer.eval.cli import register as register_eval
-from trainer.config import PRECISIONS, TrainConfig
-from trainer.optim import STATE_DTYPES, WEIGHT_DTYPES
-from trainer.parallel import PARALLEL
+from trainer.config import PARALLEL, PRECISIONS, STATE_DTYPE_NAMES, WEIGHT_DTYPE_NAMES, TrainConfig
 from wit.errors import WitError
 from wit.options import Option, add_config_options, config_from_args
 
@@ -18,7 +16,7 @@ RAW = argparse.RawDescriptionHelpFormatter
 # `wit train`'s options: one per TrainConfig field, its type and default from the field
 # (wit.options), so a default lives only in TrainConfig. TRAIN_FIXED fields keep their default.
 TRAIN_FIXED = frozenset({"betas", "eps",              # the paper's Adam constants
-                         "log_every", "fail_at_step",  # reporting cadence; tests only
+                         "log_every",                   # reporting cadence
                          "placement_strategy"})        # set by --spread
 TRAIN_OPTIONS = {
     "corpus_dir": Option("corpus dir with *.parquet shards (failures/ is ignored)", flag="--corpus"),
@@ -35,14 +33,15 @@ TRAIN_OPTIONS = {
     "precision": Option("autocast dtype; fp16 adds a GradScaler", choices=PRECISIONS),
     "grad_checkpointing": Option("recompute activations per block"),
     "state_dtype": Option("Adam moments: fp16/bf16 take 12 instead of 16 bytes a parameter in all",
-                          choices=STATE_DTYPES),
+                          choices=STATE_DTYPE_NAMES),
     "text_dtype": Option("store the text encoder's weights (embeddings, blocks, ln_final, text_projection) in "
                          "this dtype, updated in fp32 and stochastically rounded back, as the paper did; DDP only",
-                         choices=tuple(WEIGHT_DTYPES)),
+                         choices=WEIGHT_DTYPE_NAMES),
     "parallel": Option("ddp: a model replica per worker; fsdp: parameters, gradients and Adam states sharded over "
                        "the workers (FSDP2, for towers that crowd one device; fp32 states and text weights, "
                        "--precision fp32 or bf16)", choices=PARALLEL),
     "compile": Option("torch.compile the model (default: on with --gpu, off on CPU)"),
+    "gpu_decode": Option("decode, crop and resize JPEGs on the worker's GPU (nvjpeg; default: on with --gpu)"),
     "use_gpu": Option("one GPU per worker", flag="--gpu"),
     "data_cpus": Option("CPUs for Ray Data decoding (default: 1 on CPU runs; on GPU runs what workers leave)",
                         minimum=0),
