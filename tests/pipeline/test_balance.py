@@ -241,21 +241,17 @@ def test_ray_head_cutoffs_equal_reference(ray_local, tmp_path_factory, pairs, ca
     assert not (root / "_cutoffs").exists()
 
 
-def _write_pool(out_dir, rows: int) -> None:
-    """Every pair carries query 0 (a head) and one of 40 tail queries."""
-    keys = [pair_key(f"u{i}", "t") for i in range(rows)]
-    pairs = {k: [0, 1 + i % 40] for i, k in enumerate(keys)}
-    make_matched(out_dir, pairs, files=2)
-
-
 def _driver_peak(root, rows: int) -> int:
-    _write_pool(root / f"matched{rows}", rows)
+    """The traced peak of the driver's allocations during one balance of `rows` pairs that all carry
+    query 0 (a head whose cap is half its pairs) and one of 40 tail queries."""
+    keys = [pair_key(f"u{i}", "t") for i in range(rows)]
+    make_matched(root / f"matched{rows}", {k: [0, 1 + i % 40] for i, k in enumerate(keys)}, files=2)
     tracemalloc.start()
     try:
         stats = balance(
             str(root / f"matched{rows}"),
             str(root / f"selected{rows}"),
-            BalanceConfig(cap_per_query=rows // 8, read_blocks=4, output_shards=2),
+            BalanceConfig(cap_per_query=rows // 2 - 1, read_blocks=4, output_shards=2),
         )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -266,7 +262,9 @@ def _driver_peak(root, rows: int) -> int:
 
 def test_driver_memory_does_not_grow_with_rows(ray_local, tmp_path):
     """What the driver allocates (Python objects and numpy arrays, traced) stays flat when rows and the
-    cap grow 8x over the same queries and blocks: a merge of candidates or a read of claimed_by on
-    the driver would add tens of MB here (measured: the old driver merge added ~20 MB)."""
+    cap grow 8x over the same queries and blocks; a merge of head candidates or a read of claimed_by
+    on the driver grows with the rows (the driver merge this replaced: MEASURED_OLD).
+    The first balance of a process is not compared: it imports and warms up Ray Data."""
+    _driver_peak(tmp_path, 2_000)
     small, large = _driver_peak(tmp_path, 20_000), _driver_peak(tmp_path, 160_000)
-    assert large < small + 3 * 2**20, (small, large)
+    assert large < small + 4 * 2**20, (small, large)
