@@ -23,8 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+# bench/ goes last on the path: bench/queries.py must not hide the `queries` package. The pipeline comes
+# from PYTHONPATH (this checkout, or another one to measure its balance).
+BENCH = Path(__file__).resolve().parent
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 
 
 def _worker_peak(stop: threading.Event, peak: list[int]) -> None:
@@ -44,7 +46,7 @@ def run_once(matched: str, out: str, cap: int) -> dict:
     """One balance in this process; prints its figures as JSON (called in a fresh subprocess)."""
     import ray
 
-    import pipeline.balance
+    from pipeline.balance import balance
     from pipeline.config import BalanceConfig
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -54,7 +56,7 @@ def run_once(matched: str, out: str, cap: int) -> dict:
     sampler = threading.Thread(target=_worker_peak, args=(stop, peak), daemon=True)
     sampler.start()
     start = time.time()
-    stats = pipeline.balance.balance(matched, out, BalanceConfig(cap_per_query=cap))
+    stats = balance(matched, out, BalanceConfig(cap_per_query=cap))
     wall = time.time() - start
     stop.set()
     sampler.join()
@@ -66,7 +68,7 @@ def run_once(matched: str, out: str, cap: int) -> dict:
         "input_rows": stats["input_rows"],
         "output_rows": stats["output_rows"],
         "head_queries": stats["head_queries"],
-        "balance_module": pipeline.balance.__file__,
+        "balance_module": sys.modules["pipeline.balance"].__file__,
     }
     for k in ("head_candidates", "head_ranges", "head_queries_redone"):
         if k in stats:
@@ -99,10 +101,11 @@ def main() -> None:
         load = os.getloadavg()[0]
         done = subprocess.run(
             [sys.executable, __file__, "--cap", str(a.cap), "--once", str(matched), str(out)],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if done.returncode:
+            sys.exit(f"balance on {matched} failed:\n{done.stderr[-3000:]}")
         line = [x for x in done.stdout.splitlines() if x.startswith("FIGURES ")][-1]
         run = {**json.loads(line[len("FIGURES ") :]), "load_1min_before": round(load, 1)}
         run["load_1min_after"] = round(os.getloadavg()[0], 1)

@@ -33,7 +33,7 @@ import ray.data
 from pipeline import claimhash
 from pipeline.claimhash import claim_hash
 from pipeline.config import BalanceConfig
-from pipeline.cutoffs import CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes
+from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
 from wit import storage
@@ -187,7 +187,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         return ds.iter_batches(batch_format="numpy", batch_size=None)
 
     matched, claimed = QuerySums(), QuerySums()
-    cutoffs = pa.table({"query_id": pa.array([], pa.int32())})
+    cutoffs = CUTOFF_SCHEMA.empty_table()
     head = {"head_candidates": 0, "head_ranges": 0, "head_queries_redone": 0}
     rows_in = selected_rows = 0
     if parts:
