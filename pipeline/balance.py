@@ -5,11 +5,14 @@ pairs when c_q <= t, else the t pairs with the smallest (h(seed, key), key). A p
 some query claims it; `claimed_by` lists the queries that did. So a pair of a rare query survives
 even when it also carries a common one, and no query ends with more than t claimed pairs.
 
-Computed without shuffling pairs by query:
-  pass 1a  per-block query counts, summed on the driver          -> c_q, the head queries (c_q > t)
-  pass 1b  per block, the t smallest (hash, key) of each head query, merged on the driver
-           into one cutoff per head query (its t-th smallest)   -> cutoffs
-  pass 2   a pure filter: q claims a pair when q is a tail query or (hash, key) <= cutoff[q]
+Computed with no per-pair state on the driver (pipeline.cutoffs has the details):
+  pass 1a  per-block query counts, summed per query on the driver   -> c_q, the head queries (c_q > t)
+  pass 1b  per block, the candidates of head queries (pruned by a threshold from c_q and by the block's
+           t smallest), staged by query-id range; one task per range returns each query's t-th smallest
+           (hash, key)                                              -> one cutoff per head query
+  pass 2   a pure filter: q claims a pair when q is a tail query or (hash, key) <= cutoff[q]; each block
+           also returns its per-query claimed counts, summed on the driver
+The driver holds per-query arrays only (query ids, counts, cutoffs), never a row per pair.
 The result depends on the keys only, never on how Ray split the blocks or how many tasks ran.
 Keys are unique in matched/ (match collapses identical (url, text) pairs before anything is counted),
 so c_q counts distinct pairs. Per-query matched and claimed counts go to `query_stats.parquet`
@@ -18,7 +21,6 @@ so c_q counts distinct pairs. Per-query matched and claimed counts go to `query_
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import defaultdict
 from typing import Iterable
@@ -28,7 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
+from pipeline import claimhash
+from pipeline.claimhash import claim_hash
 from pipeline.config import BalanceConfig
+from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
 from wit import storage
@@ -38,13 +43,7 @@ from wit.errors import WitError
 from wit.raylocal import ensure_ray
 
 QUERY_STATS = "query_stats.parquet"  # query_id:int32, matched:int64, claimed:int64
-Cutoff = tuple[int, str]  # (hash, key) of the last pair a head query claims
-
-
-def claim_hash(seed: int, key: str) -> int:
-    """h(seed, key): 64 bits of blake2b, the same on every machine and Python version."""
-    digest = hashlib.blake2b(seed.to_bytes(8, "little", signed=True) + key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+__all__ = ["balance", "claim", "claim_hash", "claim_rows", "count_queries", "QuerySums", "stage_parts"]
 
 
 def claim(pairs: dict[str, list[int]], cap: int, seed: int) -> dict[str, list[int]]:
@@ -70,57 +69,80 @@ def count_queries(batch: pa.Table) -> dict[str, np.ndarray]:
     return {"query_id": query_id.astype(np.int32), "count": count.astype(np.int64)}
 
 
-def head_candidates(batch: pa.Table, heads: list[int], cap: int, seed: int) -> dict[str, np.ndarray]:
-    """Pass 1b: for each head query, this block's `cap` smallest (hash, key) pairs."""
-    wanted = set(heads)
-    ranked: dict[int, list[Cutoff]] = defaultdict(list)
-    for key, ids in zip(batch["key"].to_pylist(), batch["query_ids"].to_pylist()):
-        hit = wanted.intersection(ids)
-        if hit:
-            h = claim_hash(seed, key)
-            for q in hit:
-                ranked[q].append((h, key))
-    out: dict[str, list] = {"query_id": [], "hash": [], "key": []}
-    for q, pairs in ranked.items():
-        for h, key in sorted(pairs)[:cap]:
-            out["query_id"].append(q)
-            out["hash"].append(h)
-            out["key"].append(key)
-    return {
-        "query_id": np.array(out["query_id"], np.int32),
-        "hash": np.array(out["hash"], np.uint64),
-        "key": np.array(out["key"], dtype=object),
-    }
+class QuerySums:
+    """Per-query sums of per-block figures, folded as blocks arrive: about one entry per query, in numpy."""
+
+    def __init__(self) -> None:
+        self.query_id, self.total = np.zeros(0, np.int32), np.zeros(0, np.int64)
+        self._ids: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._pending = 0
+
+    def add(self, query_id: np.ndarray, value: np.ndarray) -> None:
+        self._ids.append(np.asarray(query_id, np.int32))
+        self._values.append(np.asarray(value, np.int64))
+        self._pending += len(query_id)
+        if self._pending > max(len(self.query_id), 1 << 16):  # amortized: each fold at least doubles the input
+            self._fold()
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(query_id sorted, total)."""
+        self._fold()
+        return self.query_id, self.total
+
+    def _fold(self) -> None:
+        ids = np.concatenate([self.query_id, *self._ids])
+        values = np.concatenate([self.total, *self._values])
+        self._ids, self._values, self._pending = [], [], 0
+        order = np.argsort(ids, kind="stable")
+        ids, values = ids[order], values[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
+        self.query_id = ids[starts]
+        self.total = np.add.reduceat(values, starts) if len(ids) else values
 
 
-def merge_cutoffs(candidates: Iterable[dict[str, np.ndarray]], cap: int) -> dict[int, Cutoff]:
-    """Each head query's cap-th smallest (hash, key) over all blocks' candidates."""
-    ranked: dict[int, list[Cutoff]] = defaultdict(list)
-    for batch in candidates:
-        for q, h, key in zip(batch["query_id"].tolist(), batch["hash"].tolist(), batch["key"].tolist()):
-            ranked[q].append((int(h), key))
-    return {q: sorted(pairs)[cap - 1] for q, pairs in ranked.items()}
+def claim_rows(batch: pa.Table, cutoffs: pa.Table, seed: int) -> pa.Table:
+    """Pass 2: the selected rows of a block, with claimed_by; a pure function of each row.
 
-
-def claim_rows(batch: pa.Table, cutoffs: dict[int, Cutoff], seed: int) -> pa.Table:
-    """Pass 2: the selected rows of a block, with claimed_by; a pure function of each row."""
-    keep, claimed_by = [], []
-    for i, (key, ids) in enumerate(zip(batch["key"].to_pylist(), batch["query_ids"].to_pylist())):
-        h = claim_hash(seed, key) if any(q in cutoffs for q in ids) else 0
-        claimers = [q for q in ids if q not in cutoffs or (h, key) <= cutoffs[q]]
-        if claimers:
-            keep.append(i)
-            claimed_by.append(claimers)
-    selected = batch.take(pa.array(keep, pa.int64()))
-    return selected.append_column("claimed_by", pa.array(claimed_by, QUERY_IDS))
+    `cutoffs` holds (query_id sorted, hash, key): the last pair each head query claims.
+    """
+    q, r = query_pairs(batch)
+    slot, head = lookup(cutoffs["query_id"].to_numpy(), q)
+    claims = ~head
+    if head.any():
+        hr, hs = r[head], slot[head]
+        h = row_hashes(batch, hr, seed)
+        cut = cutoffs["hash"].to_numpy()[hs]
+        within = h < cut
+        tie = np.flatnonzero(h == cut)  # the same hash as the cutoff: the key decides
+        if len(tie):
+            keys = batch["key"].take(pa.array(hr[tie]))
+            within[tie] = pc.less_equal(keys, cutoffs["key"].take(pa.array(hs[tie]))).to_numpy(zero_copy_only=False)
+        claims[head] = within
+    per_row = np.bincount(r[claims], minlength=batch.num_rows)
+    keep = np.flatnonzero(per_row)
+    offsets = np.zeros(len(keep) + 1, np.int32)
+    np.cumsum(per_row[keep], out=offsets[1:])
+    claimed_by = pa.ListArray.from_arrays(pa.array(offsets), pa.array(q[claims], pa.int32()), type=QUERY_IDS)
+    return batch.take(pa.array(keep, pa.int64())).append_column("claimed_by", claimed_by)
 
 
 def _claim_and_stage(
-    batch: pa.Table, cutoffs: dict[int, Cutoff], seed: int, out_dir: str, num_ranges: int
+    batch: pa.Table, cutoffs: pa.Table, seed: int, out_dir: str, num_ranges: int
 ) -> dict[str, np.ndarray]:
+    """Pass 2 task: stage the selected rows; return the block's per-query claimed counts and its totals."""
     selected = claim_rows(batch, cutoffs, seed)
     stage_rows(selected, out_dir, num_ranges)
-    return {"rows": np.array([batch.num_rows]), "selected": np.array([selected.num_rows])}
+    query_id, claimed = np.unique(
+        pc.list_flatten(selected["claimed_by"]).to_numpy(zero_copy_only=False), return_counts=True
+    )
+    # Block totals ride in one extra row (query id -1), so the output stays one table per block.
+    return {
+        "query_id": np.r_[query_id.astype(np.int32), np.int32(-1)],
+        "claimed": np.r_[claimed.astype(np.int64), np.int64(0)],
+        "rows": np.r_[np.zeros(len(query_id), np.int64), np.int64(batch.num_rows)],
+        "selected": np.r_[np.zeros(len(query_id), np.int64), np.int64(selected.num_rows)],
+    }
 
 
 def stage_parts(stage_dir: str, stage: str, next_step: str) -> list[str]:
@@ -139,7 +161,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     if cfg.cap_per_query < 1:
         raise WitError(f"cap_per_query must be at least 1, not {cfg.cap_per_query}")
     parts = stage_parts(matched_dir, "matched", "wit pipeline match")
-    inputs = {"matched": input_fingerprint(parts)}
+    inputs = {"matched": input_fingerprint(parts), "claim_hash": claimhash.NAME}
     if is_done(out_dir):
         done = read_json(storage.join(out_dir, "_SUCCESS.json"))
         if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
@@ -149,6 +171,7 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     storage.makedirs(out_dir)  # a missing bucket fails here, before any work
     clear_outputs(out_dir)
     storage.remove(storage.join(out_dir, QUERY_STATS))
+    storage.remove_tree(storage.join(out_dir, CUTOFFS))
     start = time.time()
     cap, seed = cfg.cap_per_query, cfg.seed
     record = provenance("balance", cfg, inputs=inputs)
@@ -160,47 +183,42 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
 
     per_pass = {"batch_format": "pyarrow", "batch_size": None, "concurrency": cfg.concurrency}
 
-    matched_per_query: dict[int, int] = defaultdict(int)
-    cutoffs: dict[int, Cutoff] = {}
+    def from_blocks(ds: ray.data.Dataset) -> Iterable[dict[str, np.ndarray]]:
+        return ds.iter_batches(batch_format="numpy", batch_size=None)
+
+    matched, claimed = QuerySums(), QuerySums()
+    cutoffs = CUTOFF_SCHEMA.empty_table()
+    head = {"head_candidates": 0, "head_ranges": 0, "head_queries_redone": 0}
     rows_in = selected_rows = 0
     if parts:
-        for b in (
-            read().map_batches(count_queries, **per_pass).iter_batches(batch_format="numpy", batch_size=None)
-        ):
-            for q, c in zip(b["query_id"].tolist(), b["count"].tolist()):
-                matched_per_query[q] += c
-        heads = sorted(q for q, c in matched_per_query.items() if c > cap)
-        if heads:
-            candidates = read().map_batches(
-                head_candidates,
-                **per_pass,
-                fn_kwargs={"heads": heads, "cap": cap, "seed": seed},
-            )
-            cutoffs = merge_cutoffs(candidates.iter_batches(batch_format="numpy", batch_size=None), cap)
-        for t in (
-            read()
-            .map_batches(
-                _claim_and_stage,
-                **per_pass,
-                fn_kwargs={
-                    "cutoffs": cutoffs,
-                    "seed": seed,
-                    "out_dir": out_dir,
-                    "num_ranges": cfg.output_shards,
-                },
-            )
-            .iter_rows()
-        ):
-            rows_in += int(t["rows"])
-            selected_rows += int(t["selected"])
+        for b in from_blocks(read().map_batches(count_queries, **per_pass)):
+            matched.add(b["query_id"], b["count"])
+        query_id, count = matched.result()
+        if (count > cap).any():
+            stage_dir = storage.join(out_dir, CUTOFFS)
+            cutoffs, head = head_cutoffs(read, query_id, count, cap, seed, stage_dir, per_pass)
+        pass2 = read().map_batches(
+            _claim_and_stage,
+            **per_pass,
+            fn_kwargs={"cutoffs": cutoffs, "seed": seed, "out_dir": out_dir, "num_ranges": cfg.output_shards},
+        )
+        for b in from_blocks(pass2):
+            known = b["query_id"] >= 0
+            claimed.add(b["query_id"][known], b["claimed"][known])
+            rows_in += int(b["rows"].sum())
+            selected_rows += int(b["selected"].sum())
     files = merge_staged(out_dir, record, dedupe=False)
-    claimed = _claimed_per_query([storage.join(out_dir, f["file"]) for f in files])
-    query_ids = sorted(matched_per_query)
+    query_id, count = matched.result()
+    claimed_id, claimed_count = claimed.result()
+    slot, known = lookup(query_id, claimed_id)
+    assert known.all(), "claims of unmatched queries"
+    claims = np.zeros(len(query_id), np.int64)
+    claims[slot] = claimed_count
     query_stats = pa.table(
         {
-            "query_id": pa.array(query_ids, pa.int32()),
-            "matched": pa.array([matched_per_query[q] for q in query_ids], pa.int64()),
-            "claimed": pa.array([claimed.get(q, 0) for q in query_ids], pa.int64()),
+            "query_id": pa.array(query_id, pa.int32()),
+            "matched": pa.array(count, pa.int64()),
+            "claimed": pa.array(claims, pa.int64()),
         }
     )
     write_parquet(query_stats, storage.join(out_dir, QUERY_STATS), record)
@@ -213,28 +231,17 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         "output_rows": sum(f["rows"] for f in files),
         "dropped": {"not_claimed": rows_in - selected_rows},
         "duplicate_url_rows": matched_stats.get("duplicate_url_rows"),  # counted by match, on its output
-        "queries_matched": len(query_ids),
-        "head_queries": len(cutoffs),
-        "claimed_pairs": sum(claimed.values()),  # (pair, query) claims; >= output_rows
+        "queries_matched": len(query_id),
+        "head_queries": cutoffs.num_rows,
+        **head,  # candidates staged for the cutoffs, reducer ranges, queries redone without the threshold
+        "claimed_pairs": int(claims.sum()),  # (pair, query) claims; >= output_rows
         "query_stats": QUERY_STATS,
         "files": files,
         "seconds": round(time.time() - start, 3),
     }
     # The claim semantics, checked on the output: each query claims exactly min(c_q, cap) pairs.
     assert stats["output_rows"] == selected_rows, stats
-    assert all(claimed.get(q, 0) == min(matched_per_query[q], cap) for q in query_ids), "claim counts"
-    assert set(claimed) <= set(matched_per_query), "claims of unmatched queries"
+    assert (claims == np.minimum(count, cap)).all(), "claim counts"
     write_json(stats, storage.join(out_dir, "stats.json"))
     mark_done(out_dir, {**record, "stats": stats})
     return stats
-
-
-def _claimed_per_query(files: list[str]) -> dict[int, int]:
-    counts: dict[int, int] = defaultdict(int)
-    for path in files:
-        ids = pc.list_flatten(storage.read_table(path, columns=["claimed_by"])["claimed_by"]).to_numpy(
-            zero_copy_only=False
-        )
-        for q, c in zip(*np.unique(ids, return_counts=True)):
-            counts[int(q)] += int(c)
-    return counts
