@@ -1,9 +1,9 @@
 """match: keep the pool pairs whose alt text contains a query as whole words.
 
-Each text is normalized exactly like the queries (queries.normalize) and padded with spaces; the
-automaton's keys are the queries padded the same way, so " cat " is found in " a cat sat " but not in
-" category ". Aho-Corasick reports overlapping keys too: " new york city " yields "new york",
-"york city" and "new york city" alike.
+Each text is normalized exactly like the queries (queries.normalize), and a query matches when its
+words occur in order among the text's words: " cat " is found in " a cat sat " but not in
+" category ", and overlapping queries count alike (" new york city " yields "new york", "york city"
+and "new york city"). pipeline.word_trie does it for a whole batch in numpy.
 
 Every pool row leaves with exactly one reason (first that applies, in this order): malformed_row
 (a TSV/CSV line with the wrong number of fields, counted by the reader), invalid_url, url_too_long,
@@ -22,19 +22,16 @@ import hashlib
 import re
 import time
 from collections import Counter
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
-import ahocorasick
 import numpy as np
 import pyarrow as pa
 import ray
 
 from pipeline.config import MatchConfig
 from pipeline.pool import pool_files, read_pool
+from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
 from pipeline.shards import STAGING, clear_outputs, input_fingerprint, merge_staged, stage_rows
-from queries.normalize import normalize, tokens_of_texts
 from queries.schema import read_queries
 from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
@@ -51,7 +48,6 @@ DROP_REASONS = (
     "duplicate",
 )
 QUERY_IDS = pa.list_(pa.int32())
-_query_id = itemgetter(1)  # automaton.iter yields (end index, query id)
 
 
 def pair_key(url: str, text: str) -> str:
@@ -59,57 +55,23 @@ def pair_key(url: str, text: str) -> str:
     return hashlib.sha1(f"{url}\t{text}".encode()).hexdigest()[:32]
 
 
-def build_automaton(queries: pa.Table) -> ahocorasick.Automaton:
-    automaton = ahocorasick.Automaton()
-    for query_id, query in zip(queries["query_id"].to_pylist(), queries["query"].to_pylist()):
-        if query and query.strip():
-            automaton.add_word(f" {query} ", int(query_id))
-    automaton.make_automaton()
-    return automaton
+def build_automaton(queries: pa.Table) -> QueryTrie:
+    """The matcher of queries.parquet's (query_id, query) rows, built once per actor."""
+    return build_trie(queries["query_id"].to_pylist(), queries["query"].to_pylist())
 
 
-def find_queries(automaton: ahocorasick.Automaton, text: str) -> list[int]:
+def find_queries(automaton: QueryTrie, text: str) -> list[int]:
     """Sorted unique ids of the queries occurring in `text` as whole words."""
-    return _find_normalized(automaton, normalize(text))
-
-
-def _find_normalized(automaton: ahocorasick.Automaton, normalized: str) -> list[int]:
-    if automaton.kind == ahocorasick.EMPTY:
-        return []
-    return sorted(set(map(_query_id, automaton.iter(f" {normalized} "))))
+    return find_queries_many(automaton, [text])[2].tolist()
 
 
 def find_queries_many(
-    automaton: ahocorasick.Automaton, texts: list[str | None]
+    automaton: QueryTrie, texts: list[str | None]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`find_queries` for a whole batch in a few C calls instead of several per text.
-
-    Returns (has_words [N] bool: the text has a word, i.e. normalize(text) != "";
+    """`find_queries` for a whole batch: (has_words [N] bool: normalize(text) != "";
     rows [M], query_ids [M]): the (text, query) pairs found, sorted by row, then id, unique, so
-    row i's ids are `find_queries(automaton, texts[i])`. None counts as "".
-
-    All texts are normalized as one string, a line each, and the automaton runs once over
-    " w1 w2 \\n w3 \\n ...": every line's words sit between spaces as if padded on their own, and no
-    key (" query ") holds a "\\n", so none spans two texts.
-    """
-    if not texts:
-        return np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    padded = " " + " ".join(tokens_of_texts([t or "" for t in texts])) + " "
-    chars = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), np.uint32)
-    line_ends = np.flatnonzero(chars == ord("\n"))  # [N]: a line of no words is " \\n", 2 wide
-    has_words = np.diff(line_ends, prepend=-1) > 2
-    if automaton.kind == ahocorasick.EMPTY:
-        return has_words, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # (end index, query id) pairs, flattened in C
-    found = np.fromiter(chain.from_iterable(automaton.iter(padded)), np.int64).reshape(-1, 2)
-    rows, ids = np.searchsorted(line_ends, found[:, 0]), found[:, 1]
-    if len(ids) and (ids.min() < -(1 << 31) or ids.max() >= 1 << 31):
-        raise ValueError("query ids must fit in int32 (queries.parquet's query_id)")
-    pairs = np.sort((rows << 32) | (ids + (1 << 31)))  # one int64 per pair: by row, then by id
-    first = np.ones(len(pairs), bool)
-    first[1:] = pairs[1:] != pairs[:-1]
-    pairs = pairs[first]
-    return has_words, pairs >> 32, (pairs & 0xFFFFFFFF) - (1 << 31)
+    row i's ids are `find_queries(automaton, texts[i])`. None counts as ""."""
+    return find_in_batch(automaton, [t or "" for t in texts])
 
 
 # An absolute http(s) URL with a host and no whitespace anywhere; `re`'s \s is Unicode-aware, so
@@ -130,7 +92,7 @@ def url_problem(url: str | None, max_chars: int) -> str | None:
 
 
 def match_rows(
-    automaton: ahocorasick.Automaton, batch: pa.Table, cfg: MatchConfig
+    automaton: QueryTrie, batch: pa.Table, cfg: MatchConfig
 ) -> tuple[pa.Table, Counter]:
     """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left.
 
