@@ -14,6 +14,10 @@ Identical (url, text) pairs collapse into one row (one key). The same URL with d
 as separate candidate pairs, since each text may claim for other queries; `duplicate_url_rows`
 counts the matched rows whose URL some other matched row also has. It is counted like the output is
 written: every block stages (url hash, key hash) by url-hash range, one task per range counts.
+
+The number of key ranges follows the pool: one per `range_target_bytes` of its url/text columns
+(Parquet footers' uncompressed sizes, else file sizes), so each merge and each duplicate-URL task
+holds one range's rows, and the driver only per-file and per-range figures.
 """
 
 from __future__ import annotations
@@ -26,12 +30,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import ray
 
-from pipeline.config import MatchConfig
-from pipeline.pool import pool_files, read_pool
+from pipeline.config import MatchConfig, PoolConfig
+from pipeline.pool import inspect_pool, pool_files, read_pool
+from pipeline.shards import (
+    STAGING,
+    clear_outputs,
+    input_fingerprint,
+    merge_staged,
+    num_key_ranges,
+    stage_rows,
+)
 from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
-from pipeline.shards import STAGING, clear_outputs, input_fingerprint, merge_staged, stage_rows
 from queries.schema import read_queries
 from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
@@ -91,9 +104,7 @@ def url_problem(url: str | None, max_chars: int) -> str | None:
     return None if _URL.fullmatch(url) else "invalid_url"
 
 
-def match_rows(
-    automaton: QueryTrie, batch: pa.Table, cfg: MatchConfig
-) -> tuple[pa.Table, Counter]:
+def match_rows(automaton: QueryTrie, batch: pa.Table, cfg: MatchConfig) -> tuple[pa.Table, Counter]:
     """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left.
 
     The hot loop of the stage: normalizing and matching run over the whole batch at once
@@ -158,9 +169,10 @@ def url_pairs(matched: pa.Table) -> pa.Table:
 
 @ray.remote
 def _duplicate_url_rows(files: list[str]) -> int:
-    pairs = {k for f in files for k in storage.read_table(f)["key"].to_pylist()}  # identical pairs collapse
-    per_url = Counter(k[:16] for k in pairs)
-    return sum(n for n in per_url.values() if n > 1)
+    keys = pa.chunked_array([storage.read_table(f)["key"] for f in files], pa.string())
+    pairs = pc.unique(keys)  # identical pairs collapse
+    per_url = pc.value_counts(pc.utf8_slice_codeunits(pairs, 0, 16)).field("counts")
+    return int(pc.sum(pc.filter(per_url, pc.greater(per_url, 1))).as_py() or 0)
 
 
 def count_duplicate_urls(out_dir: str) -> int:
@@ -174,15 +186,16 @@ def count_duplicate_urls(out_dir: str) -> int:
 class MatchQueries:
     """Ray Data callable: match a pool batch, stage the matched rows by key range, return the tallies."""
 
-    def __init__(self, queries_path: str, cfg: dict[str, Any], out_dir: str):
+    def __init__(self, queries_path: str, cfg: dict[str, Any], out_dir: str, num_ranges: int):
         self.automaton = build_automaton(read_queries(queries_path))  # once per actor, not per batch
         self.cfg = from_dict(MatchConfig, cfg)
         self.out_dir = out_dir
+        self.num_ranges = num_ranges
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         matched, reasons = match_rows(self.automaton, batch, self.cfg)
-        stage_rows(matched, self.out_dir, self.cfg.output_shards)
-        stage_rows(url_pairs(matched), storage.join(self.out_dir, URLS), self.cfg.output_shards)
+        stage_rows(matched, self.out_dir, self.num_ranges)
+        stage_rows(url_pairs(matched), storage.join(self.out_dir, URLS), self.num_ranges)
         return {
             "reason": np.array(list(reasons), dtype=object),
             "rows": np.array(list(reasons.values()), np.int64),
@@ -210,11 +223,17 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     clear_outputs(out_dir)
     storage.remove_tree(storage.join(out_dir, URLS))
     start = time.time()
+    num_ranges = num_key_ranges(pool_text_bytes(files, cfg.pool), cfg.range_target_bytes)
     tallies = (
         read_pool(files, cfg.pool)
         .map_batches(
             MatchQueries,
-            fn_constructor_kwargs={"queries_path": queries_path, "cfg": to_dict(cfg), "out_dir": out_dir},
+            fn_constructor_kwargs={
+                "queries_path": queries_path,
+                "cfg": to_dict(cfg),
+                "out_dir": out_dir,
+                "num_ranges": num_ranges,
+            },
             batch_format="pyarrow",
             batch_size=cfg.batch_size,
             concurrency=_actor_pool_size(cfg),
@@ -239,6 +258,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         "dropped": dropped,
         "duplicate_url_rows": duplicate_url_rows,
         "queries": queries.num_rows,
+        "key_ranges": num_ranges,
         "files": parts,
         "seconds": round(seconds, 3),
         "rows_per_s": round(input_rows / seconds, 1) if seconds > 0 else None,
@@ -247,6 +267,26 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     write_json(stats, storage.join(out_dir, "stats.json"))
     mark_done(out_dir, {**record, "stats": stats})
     return stats
+
+
+def pool_text_bytes(files: list[str], cfg: PoolConfig) -> int:
+    """What the pool's url, text and kept columns take uncompressed: from Parquet footers (only the
+    columns read), else the file size (text formats; for WARC an overestimate, the page bodies)."""
+    total = 0
+    for f in inspect_pool(files, cfg):
+        if f.format != "parquet":
+            total += storage.size(f.path)
+            continue
+        wanted = {f.url_col, f.text_col, *cfg.keep_columns}
+        with storage.open_input_file(f.path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            columns = (group.column(c) for c in range(group.num_columns))
+            total += sum(
+                c.total_uncompressed_size for c in columns if c.path_in_schema.split(".")[0] in wanted
+            )
+    return total
 
 
 def _reuse(out_dir: str, cfg: MatchConfig, inputs: dict[str, Any]) -> dict | None:

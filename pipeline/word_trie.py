@@ -131,7 +131,9 @@ def ascii_tokens(texts: list[str]) -> list[str]:
         return []
     joined = (f" {_ASCII_MARK} ".join(texts) + f" {_ASCII_MARK}").encode("ascii")
     if joined.count(_ASCII_MARK.encode()) != len(texts):  # a text holds the mark itself: a separator
-        joined = (f" {_ASCII_MARK} ".join(t.replace(_ASCII_MARK, " ") for t in texts) + f" {_ASCII_MARK}").encode()
+        joined = (
+            f" {_ASCII_MARK} ".join(t.replace(_ASCII_MARK, " ") for t in texts) + f" {_ASCII_MARK}"
+        ).encode()
     joined = joined.translate(_TABLE)
     if b"'" in joined or b"-" in joined:
         # ' and - join two words only between word characters ("x-ray", "dog's"), else they separate
