@@ -1,10 +1,14 @@
 """Benchmark of `wit pipeline match` (and balance) on real caption text against 500k queries.
 
-Figures (written to bench/results/match.json with the machine, date and command):
-  automaton   build seconds and resident memory of the pyahocorasick automaton for 500k queries,
-              measured in a fresh process (RSS after minus RSS before, the query table freed)
+Figures (written to bench/results/match.json with the machine, date, command and versions):
+  automaton   build seconds and resident memory of our matcher (pipeline.word_trie) and of
+              MetaCLIP's (a pyahocorasick automaton) for 500k queries, each in a fresh process
+              (RSS after minus RSS before, the query table freed)
+  vs_metaclip texts per CPU second of our matcher (find_queries_many: normalize + match a batch)
+              and of MetaCLIP's approach restated (below), in the same process, alternated, on the
+              same texts (COCO captions, WikiText sentences) and the same 500k entries
   per_core    texts/s of one process, end to end: read Parquet -> match_rows -> write Parquet
-  naive       texts/s of MetaCLIP-style matching (for each text, loop over all queries) on a sample
+  naive       texts/s of matching by a loop over all queries for every text, on a sample
   pipeline    `wit pipeline match` + `wit pipeline balance` on a 1M-row pool on Ray (all CPUs), with a
               head query ("photo") matched by every row, so one query has 1M matches, capped at 20,000
 
@@ -13,6 +17,12 @@ Queries (500,000, queries.parquet schema): every word of that text, its bigrams 
 WordNet's noun lemmas (/work/shared/data/wordnet/index.noun when present), then pseudo-words
 (random lowercase strings) to fill up to 500,000 — they sit in the automaton like real tail
 queries but rarely match.
+
+MetaCLIP's matcher, restated from its description (substring matching over metadata entries with
+pyahocorasick): each entry is added as " " + entry + " "; each text, one at a time, is wrapped in
+spaces, the punctuation , . ; : ? ! ` gets a space on either side, tab/CR/LF become spaces, and the
+automaton's matches are collected into a set of entry ids. No NFKC and no lowercasing: the text is
+matched as written (so it finds less than ours on "Cat" or "ﬁsh"; the figure is speed, not recall).
 
 Usage:  python bench/match.py [--rows 1000000] [--per-core-rows 100000] [--naive-texts 100]
         python bench/match.py --smoke      (small sizes, seconds)
@@ -32,6 +42,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import ahocorasick
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -39,12 +51,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import MatchConfig  # noqa: E402
-from pipeline.match import build_automaton, match_rows  # noqa: E402
+from pipeline.match import build_automaton, find_queries_many, match_rows  # noqa: E402
 from queries.normalize import normalize, tokens  # noqa: E402
 from queries.schema import SCHEMA  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 WORDNET = Path("/work/shared/data/wordnet/index.noun")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def caption_texts() -> tuple[list[str], list[str]]:
@@ -110,21 +128,23 @@ def write_queries(queries: list[str], path: Path) -> None:
 _MEMORY = """
 import gc, json, sys, time
 sys.path.insert(0, {root!r})
+from bench.match import metaclip_automaton
 from pipeline.match import build_automaton
 from queries.schema import read_queries
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
-gc.collect(); before = rss(); t = time.time()
-table = read_queries({path!r}); automaton = build_automaton(table); seconds = time.time() - t
+gc.collect(); before = rss(); t = time.process_time()
+table = read_queries({path!r})
+automaton = build_automaton(table) if {ours!r} else metaclip_automaton(table["query"].to_pylist())
+seconds = time.process_time() - t
 del table; gc.collect()
-print(json.dumps({{"queries": len(automaton), "build_s": round(seconds, 2), "rss_mb": round((rss() - before) / 2**20, 1),
-                  "pyahocorasick_total_size_mb": round(automaton.get_stats()["total_size"] / 2**20, 1)}}))
+print(json.dumps({{"queries": len(automaton), "build_s": round(seconds, 2), "rss_mb": round((rss() - before) / 2**20, 1)}}))
 """
 
 
-def automaton_memory(path: Path) -> dict:
+def automaton_memory(path: Path, ours: bool) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY.format(root=str(ROOT), path=str(path))],
+        [sys.executable, "-c", _MEMORY.format(root=str(ROOT), path=str(path), ours=ours)],
         check=True,
         capture_output=True,
         text=True,
@@ -184,13 +204,58 @@ def naive(queries: list[str], texts: list[str]) -> dict:
     }
 
 
+def metaclip_automaton(entries: list[str]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for entry_id, entry in enumerate(entries):
+        automaton.add_word(f" {entry} ", (entry_id, entry))
+    automaton.make_automaton()
+    return automaton
+
+
+_SPACED = str.maketrans({**{p: f" {p} " for p in ",.;:?!`"}, "\t": " ", "\r": " ", "\n": " "})
+
+
+def metaclip_match(automaton: ahocorasick.Automaton, text: str) -> set[int]:
+    """MetaCLIP's matching of one text, restated: punctuation spaced out, no other normalization."""
+    return {entry_id for _, (entry_id, _) in automaton.iter(f" {text} ".translate(_SPACED))}
+
+
+def vs_metaclip(
+    ours, theirs: ahocorasick.Automaton, texts: list[str], batch_size: int, rounds: int = 3
+) -> dict:
+    """Texts per CPU second of both matchers on the same texts, alternated `rounds` times in this
+    process (the machine is shared: CPU time, and the best round of each, are what compare)."""
+    ours_s, theirs_s = [], []
+    for _ in range(rounds):
+        start = time.process_time()
+        ours_pairs = sum(
+            len(find_queries_many(ours, texts[i : i + batch_size])[1])
+            for i in range(0, len(texts), batch_size)
+        )
+        ours_s.append(time.process_time() - start)
+        start = time.process_time()
+        theirs_pairs = sum(len(metaclip_match(theirs, t)) for t in texts)
+        theirs_s.append(time.process_time() - start)
+    return {
+        "texts": len(texts),
+        "ours_texts_per_cpu_s": round(len(texts) / min(ours_s)),
+        "metaclip_texts_per_cpu_s": round(len(texts) / min(theirs_s)),
+        "ours_over_metaclip": round(min(theirs_s) / min(ours_s), 2),
+        "rounds_cpu_s": {"ours": [round(x, 3) for x in ours_s], "metaclip": [round(x, 3) for x in theirs_s]},
+        "pairs_found": {"ours": ours_pairs, "metaclip": theirs_pairs},
+        "load_avg": os.getloadavg(),
+    }
+
+
 def wit(*args: str) -> tuple[float, dict]:
     start = time.perf_counter()
     out = subprocess.run(
         [str(Path(sys.executable).parent / "wit"), *args], check=True, capture_output=True, text=True
     )
     seconds = time.perf_counter() - start
-    return seconds, json.JSONDecoder().raw_decode(out.stdout, out.stdout.index("{"))[0]   # Ray may print after it
+    return seconds, json.JSONDecoder().raw_decode(out.stdout, out.stdout.index("{"))[
+        0
+    ]  # Ray may print after it
 
 
 def main() -> None:
@@ -199,11 +264,15 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000, help="pool rows through wit pipeline (0: skip)")
     p.add_argument("--per-core-rows", type=int, default=100_000)
     p.add_argument("--naive-texts", type=int, default=100)
+    p.add_argument(
+        "--compare-texts", type=int, default=40_000, help="texts per matcher and round, vs MetaCLIP"
+    )
+    p.add_argument("--batch-size", type=int, default=MatchConfig().batch_size)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "match.json"))
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
     a = p.parse_args()
     if a.smoke:
-        a.queries, a.rows, a.per_core_rows, a.naive_texts = 20_000, 20_000, 5_000, 20
+        a.queries, a.rows, a.per_core_rows, a.naive_texts, a.compare_texts = 20_000, 20_000, 5_000, 20, 2_000
     coco, wiki = caption_texts()
     texts = coco + wiki
     results: dict = {
@@ -215,6 +284,11 @@ def main() -> None:
             "python": platform.python_version(),
             "load_avg_at_start": os.getloadavg(),
         },
+        "versions": {
+            "numpy": np.__version__,
+            "pyarrow": pa.__version__,
+            "pyahocorasick": _version("pyahocorasick"),
+        },
         "text": {"coco_captions": len(coco), "wikitext_sentences": len(wiki)},
     }
     with tempfile.TemporaryDirectory(prefix="wit-bench-") as tmp_dir:
@@ -222,10 +296,23 @@ def main() -> None:
         queries, sources = bench_queries(texts, a.queries)
         write_queries(queries, tmp / "queries.parquet")
         results["queries"] = {"total": len(queries), "by_source": sources}
-        results["automaton"] = automaton_memory(tmp / "queries.parquet")
+        # build_s is CPU seconds (the machine is shared); the planner reads automaton.build_s and .rss_mb
+        results["automaton"] = {
+            **automaton_memory(tmp / "queries.parquet", ours=True),
+            "metaclip": automaton_memory(tmp / "queries.parquet", ours=False),
+        }
         print(json.dumps(results["automaton"]), flush=True)
 
         automaton = build_automaton(pq.read_table(tmp / "queries.parquet", columns=["query_id", "query"]))
+        theirs = metaclip_automaton(queries)
+        results["vs_metaclip"] = {
+            name: vs_metaclip(
+                automaton, theirs, sample * max(1, a.compare_texts // len(sample)), a.batch_size
+            )
+            for name, sample in (("coco", coco), ("wikitext", wiki))
+        }
+        print(json.dumps(results["vs_metaclip"]), flush=True)
+        del theirs
         per = {}
         for name, sample in (("coco", coco), ("mixed", texts)):
             write_pool(sample, a.per_core_rows, tmp / f"pool_{name}.parquet")
@@ -256,7 +343,9 @@ def pipeline(texts: list[str], queries: list[str], rows: int, tmp: Path) -> dict
     text starts with "photo of", so the query "photo" has one match per row (the head-query path)."""
     write_pool(texts, rows, tmp / "pool_1m.parquet", prefix="photo of ", seed=2)
     pool, queries_path = str(tmp / "pool_1m.parquet"), str(tmp / "queries.parquet")
+    load_at_start = os.getloadavg()
     m_s, m = wit("pipeline", "match", pool, "--queries", queries_path, "--out", str(tmp / "matched"))
+    load_after_match = os.getloadavg()
     b_s, b = wit("pipeline", "balance", "--matched", str(tmp / "matched"), "--out", str(tmp / "selected"))
     qs = pq.read_table(tmp / "selected" / "query_stats.parquet")
     photo = qs.filter(pa.compute.equal(qs["query_id"], queries.index("photo"))).to_pylist()[0]
@@ -269,6 +358,7 @@ def pipeline(texts: list[str], queries: list[str], rows: int, tmp: Path) -> dict
             "output_rows": m["output_rows"],
             "dropped": m["dropped"],
             "duplicate_url_rows": m["duplicate_url_rows"],
+            "key_ranges": m["key_ranges"],
         },
         "balance": {
             "cap_per_query": b["cap_per_query"],
@@ -280,6 +370,7 @@ def pipeline(texts: list[str], queries: list[str], rows: int, tmp: Path) -> dict
             "head_query_photo": photo,
         },
         "match_plus_balance_wall_s": round(m_s + b_s, 1),
+        "load_avg": {"start": load_at_start, "after_match": load_after_match, "end": os.getloadavg()},
     }
 
 

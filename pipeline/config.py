@@ -29,7 +29,9 @@ class MatchConfig:
     pool: PoolConfig = PoolConfig()
     max_text_chars: int = 1000  # alt texts longer than this are page dumps, not captions
     max_url_chars: int = 2048  # the practical URL limit of browsers and CDNs
-    output_shards: int = 16  # matched/ is range-partitioned by key into at most this many files
+    # matched/ is range-partitioned by key, one range per this many bytes of pool text (url, text and
+    # kept columns, uncompressed): a merge task sorts at most a range's matched rows, whatever the pool size
+    range_target_bytes: int = 128 * 2**20
     concurrency: int | None = None  # at most this many MatchQueries actors; None: one per CPU of the cluster
     batch_size: int = 4096
 

@@ -1,9 +1,9 @@
 """match: keep the pool pairs whose alt text contains a query as whole words.
 
-Each text is normalized exactly like the queries (queries.normalize) and padded with spaces; the
-automaton's keys are the queries padded the same way, so " cat " is found in " a cat sat " but not in
-" category ". Aho-Corasick reports overlapping keys too: " new york city " yields "new york",
-"york city" and "new york city" alike.
+Each text is normalized exactly like the queries (queries.normalize), and a query matches when its
+words occur in order among the text's words: " cat " is found in " a cat sat " but not in
+" category ", and overlapping queries count alike (" new york city " yields "new york", "york city"
+and "new york city"). pipeline.word_trie does it for a whole batch in numpy.
 
 Every pool row leaves with exactly one reason (first that applies, in this order): malformed_row
 (a TSV/CSV line with the wrong number of fields, counted by the reader), invalid_url, url_too_long,
@@ -14,6 +14,10 @@ Identical (url, text) pairs collapse into one row (one key). The same URL with d
 as separate candidate pairs, since each text may claim for other queries; `duplicate_url_rows`
 counts the matched rows whose URL some other matched row also has. It is counted like the output is
 written: every block stages (url hash, key hash) by url-hash range, one task per range counts.
+
+The number of key ranges follows the pool: one per `range_target_bytes` of its url/text columns
+(Parquet footers' uncompressed sizes, else file sizes), so each merge and each duplicate-URL task
+holds one range's rows, and the driver only per-file and per-range figures.
 """
 
 from __future__ import annotations
@@ -22,19 +26,25 @@ import hashlib
 import re
 import time
 from collections import Counter
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
-import ahocorasick
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import ray
 
-from pipeline.config import MatchConfig
-from pipeline.pool import pool_files, read_pool
-from pipeline.shards import STAGING, clear_outputs, input_fingerprint, merge_staged, stage_rows
-from queries.normalize import normalize, tokens_of_texts
+from pipeline.config import MatchConfig, PoolConfig
+from pipeline.pool import inspect_pool, pool_files, read_pool
+from pipeline.shards import (
+    STAGING,
+    clear_outputs,
+    input_fingerprint,
+    merge_staged,
+    num_key_ranges,
+    stage_rows,
+)
+from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
 from queries.schema import read_queries
 from wit import storage
 from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
@@ -51,7 +61,6 @@ DROP_REASONS = (
     "duplicate",
 )
 QUERY_IDS = pa.list_(pa.int32())
-_query_id = itemgetter(1)  # automaton.iter yields (end index, query id)
 
 
 def pair_key(url: str, text: str) -> str:
@@ -59,57 +68,23 @@ def pair_key(url: str, text: str) -> str:
     return hashlib.sha1(f"{url}\t{text}".encode()).hexdigest()[:32]
 
 
-def build_automaton(queries: pa.Table) -> ahocorasick.Automaton:
-    automaton = ahocorasick.Automaton()
-    for query_id, query in zip(queries["query_id"].to_pylist(), queries["query"].to_pylist()):
-        if query and query.strip():
-            automaton.add_word(f" {query} ", int(query_id))
-    automaton.make_automaton()
-    return automaton
+def build_automaton(queries: pa.Table) -> QueryTrie:
+    """The matcher of queries.parquet's (query_id, query) rows, built once per actor."""
+    return build_trie(queries["query_id"].to_pylist(), queries["query"].to_pylist())
 
 
-def find_queries(automaton: ahocorasick.Automaton, text: str) -> list[int]:
+def find_queries(automaton: QueryTrie, text: str) -> list[int]:
     """Sorted unique ids of the queries occurring in `text` as whole words."""
-    return _find_normalized(automaton, normalize(text))
-
-
-def _find_normalized(automaton: ahocorasick.Automaton, normalized: str) -> list[int]:
-    if automaton.kind == ahocorasick.EMPTY:
-        return []
-    return sorted(set(map(_query_id, automaton.iter(f" {normalized} "))))
+    return find_queries_many(automaton, [text])[2].tolist()
 
 
 def find_queries_many(
-    automaton: ahocorasick.Automaton, texts: list[str | None]
+    automaton: QueryTrie, texts: list[str | None]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`find_queries` for a whole batch in a few C calls instead of several per text.
-
-    Returns (has_words [N] bool: the text has a word, i.e. normalize(text) != "";
+    """`find_queries` for a whole batch: (has_words [N] bool: normalize(text) != "";
     rows [M], query_ids [M]): the (text, query) pairs found, sorted by row, then id, unique, so
-    row i's ids are `find_queries(automaton, texts[i])`. None counts as "".
-
-    All texts are normalized as one string, a line each, and the automaton runs once over
-    " w1 w2 \\n w3 \\n ...": every line's words sit between spaces as if padded on their own, and no
-    key (" query ") holds a "\\n", so none spans two texts.
-    """
-    if not texts:
-        return np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    padded = " " + " ".join(tokens_of_texts([t or "" for t in texts])) + " "
-    chars = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), np.uint32)
-    line_ends = np.flatnonzero(chars == ord("\n"))  # [N]: a line of no words is " \\n", 2 wide
-    has_words = np.diff(line_ends, prepend=-1) > 2
-    if automaton.kind == ahocorasick.EMPTY:
-        return has_words, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # (end index, query id) pairs, flattened in C
-    found = np.fromiter(chain.from_iterable(automaton.iter(padded)), np.int64).reshape(-1, 2)
-    rows, ids = np.searchsorted(line_ends, found[:, 0]), found[:, 1]
-    if len(ids) and (ids.min() < -(1 << 31) or ids.max() >= 1 << 31):
-        raise ValueError("query ids must fit in int32 (queries.parquet's query_id)")
-    pairs = np.sort((rows << 32) | (ids + (1 << 31)))  # one int64 per pair: by row, then by id
-    first = np.ones(len(pairs), bool)
-    first[1:] = pairs[1:] != pairs[:-1]
-    pairs = pairs[first]
-    return has_words, pairs >> 32, (pairs & 0xFFFFFFFF) - (1 << 31)
+    row i's ids are `find_queries(automaton, texts[i])`. None counts as ""."""
+    return find_in_batch(automaton, [t or "" for t in texts])
 
 
 # An absolute http(s) URL with a host and no whitespace anywhere; `re`'s \s is Unicode-aware, so
@@ -129,9 +104,7 @@ def url_problem(url: str | None, max_chars: int) -> str | None:
     return None if _URL.fullmatch(url) else "invalid_url"
 
 
-def match_rows(
-    automaton: ahocorasick.Automaton, batch: pa.Table, cfg: MatchConfig
-) -> tuple[pa.Table, Counter]:
+def match_rows(automaton: QueryTrie, batch: pa.Table, cfg: MatchConfig) -> tuple[pa.Table, Counter]:
     """The matched rows of a pool batch (key, url, text, query_ids, kept columns) and why the others left.
 
     The hot loop of the stage: normalizing and matching run over the whole batch at once
@@ -196,9 +169,10 @@ def url_pairs(matched: pa.Table) -> pa.Table:
 
 @ray.remote
 def _duplicate_url_rows(files: list[str]) -> int:
-    pairs = {k for f in files for k in storage.read_table(f)["key"].to_pylist()}  # identical pairs collapse
-    per_url = Counter(k[:16] for k in pairs)
-    return sum(n for n in per_url.values() if n > 1)
+    keys = pa.chunked_array([storage.read_table(f)["key"] for f in files], pa.string())
+    pairs = pc.unique(keys)  # identical pairs collapse
+    per_url = pc.value_counts(pc.utf8_slice_codeunits(pairs, 0, 16)).field("counts")
+    return int(pc.sum(pc.filter(per_url, pc.greater(per_url, 1))).as_py() or 0)
 
 
 def count_duplicate_urls(out_dir: str) -> int:
@@ -212,15 +186,16 @@ def count_duplicate_urls(out_dir: str) -> int:
 class MatchQueries:
     """Ray Data callable: match a pool batch, stage the matched rows by key range, return the tallies."""
 
-    def __init__(self, queries_path: str, cfg: dict[str, Any], out_dir: str):
+    def __init__(self, queries_path: str, cfg: dict[str, Any], out_dir: str, num_ranges: int):
         self.automaton = build_automaton(read_queries(queries_path))  # once per actor, not per batch
         self.cfg = from_dict(MatchConfig, cfg)
         self.out_dir = out_dir
+        self.num_ranges = num_ranges
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         matched, reasons = match_rows(self.automaton, batch, self.cfg)
-        stage_rows(matched, self.out_dir, self.cfg.output_shards)
-        stage_rows(url_pairs(matched), storage.join(self.out_dir, URLS), self.cfg.output_shards)
+        stage_rows(matched, self.out_dir, self.num_ranges)
+        stage_rows(url_pairs(matched), storage.join(self.out_dir, URLS), self.num_ranges)
         return {
             "reason": np.array(list(reasons), dtype=object),
             "rows": np.array(list(reasons.values()), np.int64),
@@ -248,11 +223,17 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     clear_outputs(out_dir)
     storage.remove_tree(storage.join(out_dir, URLS))
     start = time.time()
+    num_ranges = num_key_ranges(pool_text_bytes(files, cfg.pool), cfg.range_target_bytes)
     tallies = (
         read_pool(files, cfg.pool)
         .map_batches(
             MatchQueries,
-            fn_constructor_kwargs={"queries_path": queries_path, "cfg": to_dict(cfg), "out_dir": out_dir},
+            fn_constructor_kwargs={
+                "queries_path": queries_path,
+                "cfg": to_dict(cfg),
+                "out_dir": out_dir,
+                "num_ranges": num_ranges,
+            },
             batch_format="pyarrow",
             batch_size=cfg.batch_size,
             concurrency=_actor_pool_size(cfg),
@@ -277,6 +258,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         "dropped": dropped,
         "duplicate_url_rows": duplicate_url_rows,
         "queries": queries.num_rows,
+        "key_ranges": num_ranges,
         "files": parts,
         "seconds": round(seconds, 3),
         "rows_per_s": round(input_rows / seconds, 1) if seconds > 0 else None,
@@ -285,6 +267,26 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     write_json(stats, storage.join(out_dir, "stats.json"))
     mark_done(out_dir, {**record, "stats": stats})
     return stats
+
+
+def pool_text_bytes(files: list[str], cfg: PoolConfig) -> int:
+    """What the pool's url, text and kept columns take uncompressed: from Parquet footers (only the
+    columns read), else the file size (text formats; for WARC an overestimate, the page bodies)."""
+    total = 0
+    for f in inspect_pool(files, cfg):
+        if f.format != "parquet":
+            total += storage.size(f.path)
+            continue
+        wanted = {f.url_col, f.text_col, *cfg.keep_columns}
+        with storage.open_input_file(f.path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            columns = (group.column(c) for c in range(group.num_columns))
+            total += sum(
+                c.total_uncompressed_size for c in columns if c.path_in_schema.split(".")[0] in wanted
+            )
+    return total
 
 
 def _reuse(out_dir: str, cfg: MatchConfig, inputs: dict[str, Any]) -> dict | None:

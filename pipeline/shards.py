@@ -4,7 +4,9 @@ Ray Data blocks come in whatever layout the reader and the autoscaler chose, so 
 block would differ from run to run. Instead, every block stages its rows into key ranges
 (`_staging/b=00003/<content-hash>.parquet`), and one task per range merges, sorts by key and writes
 `part-00003.parquet`. Keys are hex hashes, so the ranges are balanced, and reading the parts in name
-order reads the whole stage sorted by key: the same output whatever the block layout.
+order reads the whole stage sorted by key: the same output whatever the block layout. A stage picks
+the number of ranges from the size of its input (`num_key_ranges`), so a merge task holds about a
+fixed number of bytes however large the run.
 
 Staged files are named by a hash of their content, so a Ray task that is retried overwrites its own
 earlier files instead of adding rows. `out_dir` may be a local path or a cloud URI (wit.storage).
@@ -25,12 +27,32 @@ from wit import storage
 from wit.artifacts import write_parquet
 
 STAGING = "_staging"
+MAX_RANGES = 1 << 16  # a range is picked by the first 4 hex digits of the key
+_HEX = np.full(256, -1, np.int64)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
+_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def num_key_ranges(input_bytes: int, target_bytes: int) -> int:
+    """Enough ranges that each holds about `target_bytes` of the input (at least 1)."""
+    return int(min(MAX_RANGES, max(1, -(-input_bytes // target_bytes))))
 
 
 def key_range(keys: pa.Array | pa.ChunkedArray, num_ranges: int) -> np.ndarray:
     """The range (0..num_ranges-1) of each hex key, from its first 4 hex digits."""
-    prefix = pc.utf8_slice_codeunits(keys, 0, 4).to_pylist()
-    return (np.array([int(p, 16) for p in prefix], dtype=np.int64) * num_ranges) >> 16
+    prefix = pc.utf8_slice_codeunits(keys, 0, 4)
+    prefix = prefix.combine_chunks() if isinstance(prefix, pa.ChunkedArray) else prefix
+    if len(prefix) == 0:
+        return np.zeros(0, np.int64)
+    _, offsets, data = prefix.buffers()
+    offsets = np.frombuffer(offsets, np.int32)[prefix.offset : prefix.offset + len(prefix) + 1]
+    if prefix.null_count or (np.diff(offsets) != 4).any():
+        raise ValueError("keys must start with 4 hex digits")
+    digits = _HEX[np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]].reshape(-1, 4)
+    if (digits < 0).any():
+        raise ValueError("keys must start with 4 hex digits")
+    value = (digits[:, 0] << 12) | (digits[:, 1] << 8) | (digits[:, 2] << 4) | digits[:, 3]
+    return (value * num_ranges) >> 16
 
 
 def stage_rows(table: pa.Table, out_dir: str, num_ranges: int) -> None:
@@ -38,12 +60,24 @@ def stage_rows(table: pa.Table, out_dir: str, num_ranges: int) -> None:
     if table.num_rows == 0:
         return
     ranges = key_range(table["key"], num_ranges)
-    for r in np.unique(ranges):
-        part = table.filter(pa.array(ranges == r))
-        digest = hashlib.sha1("\n".join(part["key"].to_pylist()).encode()).hexdigest()[:20]
-        path = storage.join(out_dir, STAGING, f"b={r:05d}", f"{digest}.parquet")
+    order = np.argsort(ranges, kind="stable")  # one take, then a slice per range present
+    table, ranges = table.take(pa.array(order)), ranges[order]
+    starts = np.flatnonzero(np.diff(ranges, prepend=-1))
+    for r, start, end in zip(ranges[starts], starts, [*starts[1:], len(ranges)]):
+        part = table.slice(start, end - start)
+        path = storage.join(out_dir, STAGING, f"b={r:05d}", f"{_digest(part['key'])}.parquet")
         with storage.atomic_output(path) as (fs, target):
             pq.write_table(part, target, filesystem=fs)
+
+
+def _digest(keys: pa.ChunkedArray) -> str:
+    """A name from the keys' content: a retried task writes the same names, so it replaces, not adds."""
+    keys = keys.combine_chunks()
+    _, offsets, data = keys.buffers()
+    offsets = np.frombuffer(offsets, np.int32)[keys.offset : keys.offset + len(keys) + 1]
+    digest = hashlib.sha1((offsets - offsets[0]).tobytes())
+    digest.update(memoryview(data)[offsets[0] : offsets[-1]])
+    return digest.hexdigest()[:20]
 
 
 def _sort_and_dedupe(table: pa.Table, dedupe: bool) -> pa.Table:

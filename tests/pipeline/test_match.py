@@ -61,7 +61,7 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
     ]
     pool = write_pool(tmp_path / "pool.parquet", [r[0] for r in rows], [r[1] for r in rows])
     out = tmp_path / "matched"
-    stats = match((pool,), queries, str(out), MatchConfig(output_shards=4))
+    stats = match((pool,), queries, str(out), MatchConfig(range_target_bytes=200))
 
     assert stats["input_rows"] == len(rows)
     assert stats["output_rows"] == 4
@@ -88,10 +88,10 @@ def test_match_stage_reasons_keys_and_rerun(ray_local, tmp_path):
 
     # A rerun with the same inputs and config reuses the finished output.
     mtime = (out / "_SUCCESS.json").stat().st_mtime_ns
-    assert match((pool,), queries, str(out), MatchConfig(output_shards=4)) == stats
+    assert match((pool,), queries, str(out), MatchConfig(range_target_bytes=200)) == stats
     assert (out / "_SUCCESS.json").stat().st_mtime_ns == mtime
     # Another config recomputes.
-    again = match((pool,), queries, str(out), MatchConfig(output_shards=2, max_text_chars=5000))
+    again = match((pool,), queries, str(out), MatchConfig(range_target_bytes=500, max_text_chars=5000))
     assert again["dropped"]["text_too_long"] == 0 and again["output_rows"] == 5
 
 

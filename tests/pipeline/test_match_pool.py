@@ -12,7 +12,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipeline.config import MatchConfig, PoolConfig
-from pipeline.match import match, url_problem
+from pipeline.match import match, pool_text_bytes, url_problem
 from pipeline.warc import images_in_html, read_warc
 from tests.pipeline.helpers import write_pool, write_queries
 from wit.errors import WitError
@@ -158,7 +158,8 @@ def test_match_output_independent_of_actors_and_batches(ray_local, tmp_path):
     outputs = []
     for concurrency, batch_size in ((1, 4096), (2, 7)):
         out = tmp_path / f"m{concurrency}"
-        stats = match((pool,), queries, str(out), MatchConfig(concurrency=concurrency, batch_size=batch_size))
+        cfg = MatchConfig(concurrency=concurrency, batch_size=batch_size, range_target_bytes=2000)
+        stats = match((pool,), queries, str(out), cfg)
         outputs.append(
             (read_matched(out), {k: v for k, v in stats.items() if k not in ("seconds", "rows_per_s")})
         )
@@ -170,3 +171,34 @@ def test_match_output_independent_of_actors_and_batches(ray_local, tmp_path):
     assert (
         outputs[0][1]["duplicate_url_rows"] == outputs[1][1]["duplicate_url_rows"] == 100
     )  # urls 0..49, two texts each
+
+
+def test_key_ranges_follow_the_pool_size(ray_local, tmp_path):
+    queries = write_queries(tmp_path / "queries.parquet", QUERIES)
+    n = 400
+    texts = [f"a {QUERIES[i % 4]} seen {i} times" for i in range(n)]
+    urls = [f"http://e.org/{i % 300}.jpg" for i in range(n)]
+    # A column the stage does not read counts for nothing, however large.
+    pool = write_pool(tmp_path / "pool.parquet", urls, texts, blob=[b"x" * 10_000] * n)
+    meta = pq.ParquetFile(pool).metadata
+    read_bytes = sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(2)  # url, caption
+    )
+    assert pool_text_bytes([pool], PoolConfig()) == read_bytes
+    tsv = tmp_path / "pool.tsv"
+    tsv.write_text("".join(f"{u}\t{t}\n" for u, t in zip(urls, texts)))
+    assert pool_text_bytes([str(tsv)], PoolConfig()) == tsv.stat().st_size
+
+    whole = match((pool,), queries, str(tmp_path / "one"), MatchConfig(range_target_bytes=10 * read_bytes))
+    assert whole["key_ranges"] == 1 and len(whole["files"]) == 1
+    target = read_bytes // 5 + 1  # five ranges
+    split = match((pool,), queries, str(tmp_path / "five"), MatchConfig(range_target_bytes=target))
+    assert split["key_ranges"] == 5
+    assert [f["file"] for f in split["files"]] == [f"part-{r:05d}.parquet" for r in range(5)]
+    for r in range(5):  # each part holds exactly its range of keys, in key order
+        keys = pq.read_table(tmp_path / "five" / f"part-{r:05d}.parquet")["key"].to_pylist()
+        assert keys == sorted(keys) and {int(k[:4], 16) * 5 >> 16 for k in keys} == {r}
+    assert read_matched(tmp_path / "five").equals(read_matched(tmp_path / "one"))
+    assert split["duplicate_url_rows"] == whole["duplicate_url_rows"] == 200  # urls 0..99: two texts each
