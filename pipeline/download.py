@@ -27,6 +27,7 @@ import hashlib
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -114,31 +115,45 @@ def _validate(cfg: DownloadConfig) -> None:
         raise WitError(f"encode_quality {cfg.encode_quality} is not a JPEG quality", hint="use 0..100")
 
 
-def run_shards(
-    plan: list[list[Source]], corpus_dir: str, cfg: DownloadConfig
-) -> tuple[list[dict], set[int]]:
-    """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns markers, skipped ids."""
+@dataclass(frozen=True)
+class DownloadPlan:
+    """What download() knows before its first shard task: the shards and which of them are finished."""
+
+    shards: list[list[Source]]
+    digests: list[str]
+    finished: dict[int, dict]  # shard -> its marker, for shards staged from the same rows and config
+
+
+def plan_download(parts: list[str], corpus_dir: str, cfg: DownloadConfig) -> DownloadPlan:
+    """Cut selected/ into shards and find the finished ones (everything before the first shard task)."""
+    shards = plan_shards(parts, cfg.rows_per_input_shard)
+    digests = shard_digests(shards)
     cfg_dict = to_dict(cfg)
-    digests = shard_digests(plan)
-    markers: dict[int, dict] = {}
+    finished = {}
     for shard, digest in enumerate(digests):
         done = _finished(corpus_dir, shard, digest, cfg_dict)
         if done is not None:
-            markers[shard] = done
-    skipped = set(markers)
+            finished[shard] = done
+    return DownloadPlan(shards, digests, finished)
+
+
+def run_shards(plan: DownloadPlan, corpus_dir: str, cfg: DownloadConfig) -> list[dict]:
+    """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns every shard's marker."""
+    cfg_dict = to_dict(cfg)
+    markers = dict(plan.finished)
     task = ray.remote(num_cpus=1, max_retries=1)(download_shard)
     pending = {
-        task.remote(shard, sources, digests[shard], str(corpus_dir), cfg_dict): shard
-        for shard, sources in enumerate(plan)
+        task.remote(shard, sources, plan.digests[shard], str(corpus_dir), cfg_dict): shard
+        for shard, sources in enumerate(plan.shards)
         if shard not in markers
     }
-    with tqdm(total=len(plan), initial=len(skipped), desc="download shards", unit="shard") as bar:
+    with tqdm(total=len(plan.shards), initial=len(markers), desc="download shards", unit="shard") as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             marker = ray.get(ready[0])
             markers[pending.pop(ready[0])] = marker
             bar.update(1)
-    return [markers[s] for s in range(len(plan))], skipped
+    return [markers[s] for s in range(len(plan.shards))]
 
 
 def _stage_stats(stage_dir: str) -> dict | None:
@@ -164,8 +179,9 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     storage.makedirs(root)  # a missing bucket fails here, before any work
     ensure_ray()
     start = time.time()
-    plan = plan_shards(parts, cfg.rows_per_input_shard)
-    markers, skipped = run_shards(plan, root, cfg)
+    plan = plan_download(parts, root, cfg)
+    markers = run_shards(plan, root, cfg)
+    skipped = set(plan.finished)
     seconds = time.time() - start
 
     selected_rows = sum(storage.num_rows(p) for p in parts)
@@ -185,7 +201,7 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "output_rows": corpus_rows,
         "dropped": dict(sorted(reasons.items())),  # failure reason -> rows
         "success_rate": round(corpus_rows / selected_rows, 4) if selected_rows else None,
-        "shards": len(plan),
+        "shards": len(plan.shards),
         "shards_skipped": len(skipped),
         "seconds": round(seconds, 3),
         "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
@@ -193,8 +209,8 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     record = provenance("download", cfg, inputs=inputs)
     parts_written, failure_parts = consolidate(
         root,
-        [storage.join(root, staged_name(s, "images")) for s in range(len(plan))],
-        [storage.join(root, staged_name(s, "failures")) for s in range(len(plan))],
+        [storage.join(root, staged_name(s, "images")) for s in range(len(plan.shards))],
+        [storage.join(root, staged_name(s, "failures")) for s in range(len(plan.shards))],
         (CORPUS_SCHEMA, FAILURE_SCHEMA),
         record,
         cfg.part_target_bytes,
