@@ -8,9 +8,9 @@ own) on a local Ray with --cpus CPUs:
              (pipeline.download.plan_download: shard plan and which shards are finished)
                                                                    (rows = selected rows)
 Figures per stage: wall seconds (the stage call, Ray already started), rows/s and µs per row, the
-driver's peak RSS (getrusage ru_maxrss of the stage process), and the largest Ray worker process's
-peak RSS: VmHWM from /proc of every Ray worker descended from the stage process, read every
-0.5 s. A worker process runs many tasks (or one actor) in turn, so this is the peak of a worker,
+driver's peak RSS (VmHWM of the stage process: imports and Ray start-up included), and the largest
+Ray worker process's peak RSS: VmHWM from /proc of every Ray worker descended from the stage
+process, read every 0.5 s. A worker process runs many tasks (or one actor) in turn, so this is the peak of a worker,
 an upper bound of any one task's peak in it; it counts the object-store pages the worker touched.
 
 The pool: `url`, `caption` Parquet files of 1M rows; each caption holds three query words drawn
