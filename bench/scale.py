@@ -199,17 +199,32 @@ def _rss_mib() -> float:
     return _peak_rss() / 2**20
 
 
+def _start_ray(cpus: int, tries: int = 4) -> None:
+    """Ray gives its raylet 30 s to register; on a machine loaded far past its cores that can pass."""
+    import ray
+
+    from wit.raylocal import ensure_ray
+
+    for attempt in range(tries):
+        try:
+            ensure_ray(cpus)
+            return
+        except Exception as err:  # Ray raises a bare Exception for a node that timed out starting
+            print(f"ray start failed ({err}); try {attempt + 2} of {tries}", file=sys.stderr)
+            ray.shutdown()
+    ensure_ray(cpus)
+
+
 def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpus: int) -> dict:
     from pipeline.balance import balance, stage_parts
     from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
     from pipeline.download import plan_download
     from pipeline.match import match
-    from wit.raylocal import ensure_ray
 
     queries, pool = inputs(work, size, num_queries)
     run = work / f"run-{size}-q{num_queries}-cap{cap}"
     matched, selected, corpus = run / "matched", run / "selected", run / "corpus"
-    ensure_ray(cpus)
+    _start_ray(cpus)
     before = int(next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:")).split()[1]) / 1024
     started = time.time()
     with WorkerPeaks() as workers:
