@@ -277,10 +277,13 @@ def measure(stage: str, size: int, args: argparse.Namespace) -> dict:
            "--cap", str(args.cap), "--cpus", str(args.cpus), "--work", str(args.work)]
     load_before = os.getloadavg()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{stage} at {size:,} rows failed:\n{done.stderr[-4000:]}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    # The figures come back in a file: Ray's raylet may print warnings on the child's stdout at any time.
+    result = args.work / f"result-{stage}-{size}-{os.getpid()}.json"
+    done = subprocess.run([*cmd, "--result", str(result)], env=env, capture_output=True, text=True)
+    if done.returncode != 0 or not result.exists():
+        raise SystemExit(f"{stage} at {size:,} rows failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    figures = json.loads(result.read_text())
+    result.unlink()
     return {
         **figures,
         "load_before": [round(x, 2) for x in load_before],
@@ -333,10 +336,12 @@ def main() -> None:
     ap.add_argument("--name", default="scale", help="results file name (e.g. scale_before for a baseline)")
     ap.add_argument("--fresh", action="store_true", help="drop earlier entries of scale.json")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     if args.child:
-        print(json.dumps(run_stage(args.child, args.work, sizes[0], args.queries, args.cap, args.cpus)))
+        figures = run_stage(args.child, args.work, sizes[0], args.queries, args.cap, args.cpus)
+        args.result.write_text(json.dumps(figures))
         return
 
     from bench.common import RESULTS, write_result
