@@ -4,7 +4,8 @@ Download shards are sized for work (rows per Ray task); corpus parts are sized f
 `DownloadConfig.part_target_bytes` each, 256 MB by default: few enough files for a listing to be
 cheap, many enough for every training worker to read its own). Rows keep the order of the download
 shards, which are fixed slices of selected/ in key order, so the corpus is the same row for row
-whatever was interrupted and resumed on the way. Each part is written under a temporary name with
+whatever was interrupted and resumed on the way. The driver streams the staged files a row group at
+a time (cut points from a cumulative sum of row sizes), so it holds one row group, never the corpus. Each part is written under a temporary name with
 the stage's provenance in its key-value metadata, then renamed (at a cloud URI: written to its
 final key, one object, no rename); the manifest lists parts, row counts, bytes and sha256.
 """
@@ -16,6 +17,7 @@ import json
 from contextlib import ExitStack
 from typing import Any, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -60,18 +62,16 @@ class _PartWriter:
         storage.makedirs(out_dir)
 
     def write(self, table: pa.Table) -> None:
-        sizes = row_bytes(table).to_pylist()
-        start = 0
+        ends = np.cumsum(row_bytes(table).to_numpy())  # bytes of rows 0..i, per i
+        start, before = 0, 0  # before: bytes of the rows ahead of `start`
         while start < table.num_rows:
             # Take rows until the open part reaches its target (at least one row per part).
-            end, room = start, self.target_bytes - self._bytes
-            while end < table.num_rows and (room > 0 or end == start):
-                room -= sizes[end]
-                end += 1
+            room = self.target_bytes - self._bytes
+            end = min(int(np.searchsorted(ends[start:] - before, room, side="left")) + 1 + start, table.num_rows)
             self._open().write_table(table.slice(start, end - start), row_group_size=ROW_GROUP_ROWS)
             self._rows += end - start
-            self._bytes += sum(sizes[start:end])
-            start = end
+            self._bytes += int(ends[end - 1]) - before
+            start, before = end, int(ends[end - 1])
             if self._bytes >= self.target_bytes:
                 self._close()
 
@@ -106,8 +106,12 @@ class _PartWriter:
 
 
 def _staged(files: list[str], desc: str) -> Iterator[pa.Table]:
+    """The staged files' rows, one row group at a time: the driver holds one row group, not a shard."""
     for path in tqdm(files, desc=desc, unit="shard", disable=len(files) < 2):
-        yield storage.read_table(path).replace_schema_metadata(None)
+        with storage.open_input_file(path) as f:
+            parquet = pq.ParquetFile(f)
+            for group in range(parquet.metadata.num_row_groups):
+                yield parquet.read_row_group(group).replace_schema_metadata(None)
 
 
 def _remove_beyond(out_dir: str, count: int) -> None:

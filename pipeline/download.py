@@ -12,7 +12,11 @@ Layout of corpus/:
 
 Download shards are fixed slices of selected/ (read in key order), so shard N is the same rows on
 every run: a rerun after a kill redoes only the shards without a marker, then consolidates, and the
-corpus equals an uninterrupted run's. Readers should read `corpus/part-*.parquet` (a plain directory
+corpus equals an uninterrupted run's. The driver plans from the Parquet footers (rows per file) and
+holds one entry per shard, never per row: each shard's digest of its rows (keys and query ids), which
+decides whether a staged shard still matches selected/, is computed by the shard's own task, and on a
+rerun by one check task per marked shard; failure counts come from the shards' markers and the
+failure examples from one task per failure part. Readers should read `corpus/part-*.parquet` (a plain directory
 read by Ray Data also descends into failures/).
 
 corpus/ may be a cloud URI (wit.storage): img2dataset then works in a node-local scratch directory
@@ -22,13 +26,16 @@ the bucket directly, `_SUCCESS.json` last.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import ray
 from tqdm import tqdm
 
@@ -72,35 +79,52 @@ def plan_shards(parts: list[str], rows_per_shard: int) -> list[list[Source]]:
     return shards
 
 
-def shard_digests(plan: list[list[Source]]) -> list[str]:
-    """What each shard holds (keys and query ids), so a finished shard is reused only for the same rows."""
-
-    @functools.lru_cache(maxsize=2)  # shards walk the files in order: each file is read once
-    def rows(path: str) -> tuple[list, list]:
-        table = storage.read_table(path, columns=["key", "query_ids"])
-        return table["key"].to_pylist(), table["query_ids"].to_pylist()
-
-    digests = []
-    for sources in plan:
-        digest = hashlib.sha1()
-        for path, start, length in sources:
-            keys, ids = rows(path)
-            for key, query_ids in zip(keys[start : start + length], ids[start : start + length]):
-                digest.update(f"{key}:{query_ids}\n".encode())
-        digests.append(digest.hexdigest())
-    return digests
+def read_slice(path: str, start: int, length: int, columns: list[str]) -> pa.Table:
+    """Rows start..start+length of one Parquet file, reading only the row groups they lie in."""
+    with storage.open_input_file(path) as f:
+        parquet = pq.ParquetFile(f)
+        groups, first, offset = [], None, 0
+        for g in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(g).num_rows
+            if offset + rows > start and offset < start + length:
+                first = offset if first is None else first
+                groups.append(g)
+            offset += rows
+        if not groups:
+            return parquet.schema_arrow.empty_table().select(columns)
+        return parquet.read_row_groups(groups, columns=columns).slice(start - first, length)
 
 
-def _finished(corpus_dir: str, shard: int, digest: str, cfg: dict[str, Any]) -> dict | None:
-    marker_path = storage.join(corpus_dir, SHARD_MARKERS, f"{shard:05d}.json")
-    if not storage.exists(marker_path):
+def shard_digest(sources: list[Source]) -> str:
+    """What a shard holds (keys and query ids), so a finished shard is reused only for the same rows.
+
+    Computed inside the shard's own task, from its slices alone: the driver never reads a row.
+    """
+    digest = hashlib.sha1()
+    for path, start, length in sources:
+        table = read_slice(path, start, length, ["key", "query_ids"])
+        for key, query_ids in zip(table["key"].to_pylist(), table["query_ids"].to_pylist()):
+            digest.update(f"{key}:{query_ids}\n".encode())
+    return digest.hexdigest()
+
+
+def _marker_path(corpus_dir: str, shard: int) -> str:
+    return storage.join(corpus_dir, SHARD_MARKERS, f"{shard:05d}.json")
+
+
+def _finished(corpus_dir: str, shard: int, sources: list[Source], cfg: dict[str, Any]) -> dict | None:
+    """The shard's marker if it was staged from the same rows with the same config, else None."""
+    marker = read_json(_marker_path(corpus_dir, shard))
+    if marker["config"] != cfg:
         return None
-    marker = read_json(marker_path)
-    same = marker.get("rows_sha1") == digest and marker["config"] == cfg
     staged = all(
         storage.exists(storage.join(corpus_dir, staged_name(shard, what))) for what in ("images", "failures")
     )
-    return marker if same and staged else None
+    return marker if staged and marker.get("rows_sha1") == shard_digest(sources) else None
+
+
+def _download(shard: int, sources: list[Source], corpus_dir: str, cfg: dict[str, Any]) -> dict:
+    return download_shard(shard, sources, shard_digest(sources), corpus_dir, cfg)
 
 
 def _validate(cfg: DownloadConfig) -> None:
@@ -114,31 +138,48 @@ def _validate(cfg: DownloadConfig) -> None:
         raise WitError(f"encode_quality {cfg.encode_quality} is not a JPEG quality", hint="use 0..100")
 
 
-def run_shards(
-    plan: list[list[Source]], corpus_dir: str, cfg: DownloadConfig
-) -> tuple[list[dict], set[int]]:
-    """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns markers, skipped ids."""
+@dataclass(frozen=True)
+class DownloadPlan:
+    """What download() knows before its first shard task: the shards and which of them are finished."""
+
+    shards: list[list[Source]]
+    finished: dict[int, dict]  # shard -> its marker, for shards staged from the same rows and config
+
+
+def plan_download(parts: list[str], corpus_dir: str, cfg: DownloadConfig) -> DownloadPlan:
+    """Cut selected/ into shards from the files' footers and find the finished ones (all before the
+    first download task). A shard with a marker is checked by a task of its own (its rows' digest
+    against the marker's); the driver lists the markers once and holds one entry per shard."""
+    shards = plan_shards(parts, cfg.rows_per_input_shard)
+    marked = {storage.name(p) for p in storage.glob(storage.join(corpus_dir, SHARD_MARKERS), "*.json")}
+    check = ray.remote(num_cpus=1, max_retries=1)(_finished)
     cfg_dict = to_dict(cfg)
-    digests = shard_digests(plan)
-    markers: dict[int, dict] = {}
-    for shard, digest in enumerate(digests):
-        done = _finished(corpus_dir, shard, digest, cfg_dict)
-        if done is not None:
-            markers[shard] = done
-    skipped = set(markers)
-    task = ray.remote(num_cpus=1, max_retries=1)(download_shard)
+    refs = {
+        shard: check.remote(corpus_dir, shard, sources, cfg_dict)
+        for shard, sources in enumerate(shards)
+        if f"{shard:05d}.json" in marked
+    }
+    finished = {shard: marker for shard, marker in zip(refs, ray.get(list(refs.values()))) if marker is not None}
+    return DownloadPlan(shards, finished)
+
+
+def run_shards(plan: DownloadPlan, corpus_dir: str, cfg: DownloadConfig) -> list[dict]:
+    """Run the unfinished shards as Ray tasks (a tqdm bar counts them); returns every shard's marker."""
+    cfg_dict = to_dict(cfg)
+    markers = dict(plan.finished)
+    task = ray.remote(num_cpus=1, max_retries=1)(_download)
     pending = {
-        task.remote(shard, sources, digests[shard], str(corpus_dir), cfg_dict): shard
-        for shard, sources in enumerate(plan)
+        task.remote(shard, sources, str(corpus_dir), cfg_dict): shard
+        for shard, sources in enumerate(plan.shards)
         if shard not in markers
     }
-    with tqdm(total=len(plan), initial=len(skipped), desc="download shards", unit="shard") as bar:
+    with tqdm(total=len(plan.shards), initial=len(markers), desc="download shards", unit="shard") as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             marker = ray.get(ready[0])
             markers[pending.pop(ready[0])] = marker
             bar.update(1)
-    return [markers[s] for s in range(len(plan))], skipped
+    return [markers[s] for s in range(len(plan.shards))]
 
 
 def _stage_stats(stage_dir: str) -> dict | None:
@@ -164,11 +205,12 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     storage.makedirs(root)  # a missing bucket fails here, before any work
     ensure_ray()
     start = time.time()
-    plan = plan_shards(parts, cfg.rows_per_input_shard)
-    markers, skipped = run_shards(plan, root, cfg)
+    plan = plan_download(parts, root, cfg)
+    markers = run_shards(plan, root, cfg)
+    skipped = set(plan.finished)
     seconds = time.time() - start
 
-    selected_rows = sum(storage.num_rows(p) for p in parts)
+    selected_rows = sum(length for sources in plan.shards for _, _, length in sources)
     corpus_rows = sum(m["corpus_rows"] for m in markers)
     failure_rows = sum(m["failure_rows"] for m in markers)
     if corpus_rows + failure_rows != selected_rows:  # every selected row ends in exactly one place
@@ -185,7 +227,7 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "output_rows": corpus_rows,
         "dropped": dict(sorted(reasons.items())),  # failure reason -> rows
         "success_rate": round(corpus_rows / selected_rows, 4) if selected_rows else None,
-        "shards": len(plan),
+        "shards": len(plan.shards),
         "shards_skipped": len(skipped),
         "seconds": round(seconds, 3),
         "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
@@ -193,8 +235,8 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     record = provenance("download", cfg, inputs=inputs)
     parts_written, failure_parts = consolidate(
         root,
-        [storage.join(root, staged_name(s, "images")) for s in range(len(plan))],
-        [storage.join(root, staged_name(s, "failures")) for s in range(len(plan))],
+        [storage.join(root, staged_name(s, "images")) for s in range(len(plan.shards))],
+        [storage.join(root, staged_name(s, "failures")) for s in range(len(plan.shards))],
         (CORPUS_SCHEMA, FAILURE_SCHEMA),
         record,
         cfg.part_target_bytes,
@@ -240,15 +282,36 @@ def _matched_dir(selected_dir: str) -> str:
     return storage.join(storage.parent(selected_dir), "matched")
 
 
-def _failure_examples(root: str, failure_parts: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
-    """A few distinct raw error messages per reason class, so the classes can be checked by eye."""
+def part_failure_examples(path: str, per_reason: int) -> dict[str, list[str]]:
+    """The first `per_reason` distinct error messages of each reason in one failure part, in row order,
+    read a row group at a time and deduplicated by Arrow (not a Python loop over the rows)."""
     examples: dict[str, list[str]] = {}
-    for part in failure_parts:
-        table = storage.read_table(storage.join(root, part["file"]), columns=["reason", "error_message"])
-        for reason, message in zip(table["reason"].to_pylist(), table["error_message"].to_pylist()):
+    with storage.open_input_file(path) as f:
+        for batch in pq.ParquetFile(f).iter_batches(columns=["reason", "error_message"]):
+            for reason in pc.unique(batch["reason"]).to_pylist():
+                seen = examples.setdefault(reason, [])
+                if len(seen) >= per_reason:
+                    continue
+                messages = pc.unique(batch["error_message"].filter(pc.equal(batch["reason"], reason)))
+                for message in messages.to_pylist():
+                    if len(seen) < per_reason and message not in seen:
+                        seen.append(message)
+    return examples
+
+
+def _failure_examples(root: str, failure_parts: list[dict], per_reason: int = 3) -> dict[str, list[str]]:
+    """A few distinct raw error messages per reason class, so the classes can be checked by eye.
+
+    One task per failure part; the driver merges a few messages per reason and part, in part order.
+    """
+    task = ray.remote(num_cpus=1)(part_failure_examples)
+    found = ray.get([task.remote(storage.join(root, p["file"]), per_reason) for p in failure_parts])
+    examples: dict[str, list[str]] = {}
+    for part in found:
+        for reason, messages in part.items():
             seen = examples.setdefault(reason, [])
-            if len(seen) < per_reason and message not in seen:
-                seen.append(message)
+            seen.extend(m for m in messages if m not in seen)
+            del seen[per_reason:]
     return dict(sorted(examples.items()))
 
 

@@ -1,7 +1,9 @@
 """inspect: a Polars (lazy) summary of any stage's output: queries.parquet, matched/, selected/, corpus/.
 
 The kind is told by the columns, so a single part file works as well as a directory. Only the
-columns a summary needs are scanned; image bytes are never loaded except to show their length.
+columns a summary needs are scanned; image bytes are never loaded except to show their length. Every
+figure is an aggregate computed by Polars' streaming engine: what reaches this process is a few rows
+(the top queries, the failure reasons, the samples), never the stage's rows nor one row per query.
 A cloud URI is read through our pyarrow filesystem (wit.storage) as a Polars scan of a pyarrow
 dataset, so Polars needs no credentials or endpoint of its own.
 """
@@ -70,7 +72,7 @@ def _describe(lf: pl.LazyFrame, expr: pl.Expr) -> dict[str, Any]:
             expr.median().alias("median"),
             expr.max().alias("max"),
         )
-        .collect()
+        .collect(engine="streaming")
         .row(0, named=True)
     )
     return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
@@ -91,26 +93,30 @@ def _find_queries(path: str, queries: str | None) -> str | None:
 
 
 def _per_query(lf: pl.LazyFrame, column: str, queries: str | None) -> dict[str, Any]:
+    """Pairs per query: the top queries and the tail's statistics, aggregated by Polars' streaming
+    engine; what comes back to this process is TOP rows and one row of statistics."""
     counts = (
         lf.select(pl.col(column).explode().alias("query_id")).drop_nulls().group_by("query_id").len("pairs")
     )
+    top = counts.sort(["pairs", "query_id"], descending=[True, False]).head(TOP)
     if queries is not None:
         names = scan([queries]).select(pl.col("query_id").cast(pl.Int64), "query")
-        counts = counts.with_columns(pl.col("query_id").cast(pl.Int64)).join(names, on="query_id", how="left")
-    ranked = counts.sort(["pairs", "query_id"], descending=[True, False]).collect()
-    pairs = ranked["pairs"]
-    return {
-        "column": column,
-        "queries": ranked.height,
-        "top": ranked.head(TOP).to_dicts(),
-        "tail": {
-            "min": pairs.min(),
-            "median": pairs.median(),
-            "mean": round(pairs.mean(), 2) if ranked.height else None,
-            "max": pairs.max(),
-            "with_one_pair": int((pairs == 1).sum()),
-        },
-    }
+        top = top.with_columns(pl.col("query_id").cast(pl.Int64)).join(names, on="query_id", how="left")
+        top = top.sort(["pairs", "query_id"], descending=[True, False])
+    tail = counts.select(
+        pl.len().alias("queries"),
+        pl.col("pairs").min().alias("min"),
+        pl.col("pairs").median().alias("median"),
+        pl.col("pairs").mean().alias("mean"),
+        pl.col("pairs").max().alias("max"),
+        (pl.col("pairs") == 1).sum().alias("with_one_pair"),
+    )
+    top_rows, stats = pl.collect_all([top, tail], engine="streaming")
+    stats = stats.row(0, named=True)
+    queries_seen = stats.pop("queries")
+    stats["mean"] = round(stats["mean"], 2) if queries_seen else None
+    stats["with_one_pair"] = int(stats["with_one_pair"] or 0)
+    return {"column": column, "queries": queries_seen, "top": top_rows.to_dicts(), "tail": stats}
 
 
 def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, Any]:
@@ -127,7 +133,7 @@ def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, An
         "path": root,
         "kind": kind,
         "files": len(files),
-        "rows": lf.select(pl.len()).collect().item(),
+        "rows": lf.select(pl.len()).collect(engine="streaming").item(),
         "bytes_on_disk": _bytes_on_disk(root),
         "columns": columns,
     }
@@ -143,7 +149,10 @@ def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, An
             fl = scan(failure_files)
             reason = "reason" if "reason" in fl.collect_schema().names() else "status"
             by_reason = (
-                fl.group_by(reason).len("rows").sort(["rows", reason], descending=[True, False]).collect()
+                fl.group_by(reason)
+                .len("rows")
+                .sort(["rows", reason], descending=[True, False])
+                .collect(engine="streaming")
             )
             out["failures"] = int(by_reason["rows"].sum())
             out["failure_reasons"] = {r[reason]: r["rows"] for r in by_reason.to_dicts()}
@@ -151,7 +160,7 @@ def summarize(path: str, queries: str | None = None, n: int = 5) -> dict[str, An
         out["success_rate"] = round(out["rows"] / total, 4) if total else None
     if kind == "failures":
         reason = "reason" if "reason" in columns else "status"
-        by_reason = lf.group_by(reason).len("rows").sort("rows", descending=True).collect()
+        by_reason = lf.group_by(reason).len("rows").sort("rows", descending=True).collect(engine="streaming")
         out["failure_reasons"] = {r[reason]: r["rows"] for r in by_reason.to_dicts()}
     per_query_col = (
         "claimed_by" if "claimed_by" in columns else "query_ids" if "query_ids" in columns else None
