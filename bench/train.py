@@ -81,9 +81,9 @@ def _decode(args) -> float:
 
 
 def decode(corpus: Path, tokenizer: str, image_size: int, batch: int, processes: int) -> dict:
-    from trainer.data import shard_rows
+    from trainer.data import corpus_parts
 
-    kwargs = {"shards": shard_rows(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
+    kwargs = {"shards": corpus_parts(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
               "tokenizer": tokenizer, "image_size": image_size}
     steps = max(2 * processes, 4)
     with ProcessPoolExecutor(processes) as pool:
