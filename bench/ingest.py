@@ -41,7 +41,8 @@ from pipeline.consolidate import ROW_GROUP_ROWS, _PartWriter   # noqa: E402
 from trainer.data import SHUFFLE_WINDOW, corpus_parts, read_groups, step_rows  # noqa: E402
 from wit import storage                                         # noqa: E402
 
-SCHEMA = pa.schema([("key", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("jpg", pa.binary())])
+SCHEMA = pa.schema([("key", pa.string()), ("url", pa.string()), ("caption", pa.string()),
+                    ("jpg", pa.binary())])
 STAGED_ROWS = 10_000      # DownloadConfig.rows_per_input_shard: what consolidation receives at a time
 
 
@@ -104,7 +105,7 @@ def write_corpus(root: Path, parts: int, part_mb: float, row_kb: tuple[int, int]
     target = int(part_mb * 2**20)
     writer = _PartWriter(str(root), SCHEMA, {"stage": "bench/ingest"}, target, "corpus")
     mean = sum(row_kb) / 2 * 1024
-    rows = int(0.99 * parts * target / (mean + 150))       # row_bytes: the JPEG, 64, key, url, caption; the last part 99 % full
+    rows = int(0.99 * parts * target / (mean + 150))     # row_bytes: JPEG, 64, key, url, caption
     for start in range(0, rows, STAGED_ROWS):
         n = min(STAGED_ROWS, rows - start)
         sizes = rng.integers(row_kb[0] * 1024, row_kb[1] * 1024, n)
@@ -112,8 +113,9 @@ def write_corpus(root: Path, parts: int, part_mb: float, row_kb: tuple[int, int]
         ends = np.cumsum(sizes)
         jpgs = [blob[e - s:e] for s, e in zip(sizes.tolist(), ends.tolist())]
         keys = [f"{start + i:012d}" for i in range(n)]
-        writer.write(pa.table({"key": keys, "url": [f"https://example.org/{k}.jpg" for k in keys],
-                               "caption": [f"a photo of thing number {k}" for k in keys], "jpg": jpgs}, schema=SCHEMA))
+        table = {"key": keys, "url": [f"https://example.org/{k}.jpg" for k in keys],
+                 "caption": [f"a photo of thing number {k}" for k in keys], "jpg": jpgs}
+        writer.write(pa.table(table, schema=SCHEMA))
     writer.finish()
     return root
 
@@ -157,7 +159,8 @@ def whole_part_rank(paths: list[str], rows: tuple[int, ...], steps: int, batch: 
 def row_group_rank(parts, steps: int, batch: int, world: int, rank: int, seed: int = 0) -> int:
     handed = 0
     for step in range(steps):
-        _, _, groups, rows = step_rows(step, shards=parts, batch_size=batch, world=world, rank=rank, seed=seed)
+        _, _, groups, rows = step_rows(step, shards=parts, batch_size=batch, world=world, rank=rank,
+                                       seed=seed)
         tables = read_groups(parts, groups)
         handed += sum(tables[g]["jpg"][r] is not None for g, r in zip(groups.tolist(), rows.tolist()))
     return handed
@@ -203,16 +206,17 @@ def main() -> None:
         print(f"{len(parts)} parts, {rows} rows, {stored / 2**20:.0f} MiB, {len(groups)} row groups; "
               f"{steps} steps x {ranks} ranks", flush=True)
         paths, part_rows = [p.path for p in parts], tuple(p.rows for p in parts)
-        old = measure("whole-part", lambda r: whole_part_rank(paths, part_rows, steps, args.batch, args.world, r),
-                      args.world, ranks)
+        old = measure("whole-part", lambda r: whole_part_rank(paths, part_rows, steps, args.batch, args.world,
+                                                              r), args.world, ranks)
         new = measure("row groups", lambda r: row_group_rank(parts, steps, args.batch, args.world, r),
                       args.world, ranks)
     stored_per_row = stored / rows
     for figures in (old, new):
         figures["x_stored_bytes_per_row"] = round(figures["bytes_read_per_sample"] / stored_per_row, 4)
     write_result("ingest", {
-        "corpus": {"parts": len(parts), "rows": rows, "stored_bytes": stored, "part_mb": [round(p.bytes / 2**20, 1)
-                   for p in parts], "row_groups": len(groups), "row_group_rows": ROW_GROUP_ROWS,
+        "corpus": {"parts": len(parts), "rows": rows, "stored_bytes": stored,
+                   "part_mb": [round(p.bytes / 2**20, 1) for p in parts], "row_groups": len(groups),
+                   "row_group_rows": ROW_GROUP_ROWS,
                    "row_group_rows_median": int(np.median(groups)), "row_kb": list(args.row_kb),
                    "stored_bytes_per_row": round(stored_per_row, 1), "written_s": round(written_s, 1)},
         "plan": {"world": args.world, "batch_per_worker": args.batch, "global_batch": args.batch * args.world,
@@ -222,7 +226,8 @@ def main() -> None:
         "ratio_whole_part_over_row_groups": round(old["bytes_read"] / new["bytes_read"], 2),
         "goal": "row_groups.x_stored_bytes_per_row <= 1.25",
         "met": new["x_stored_bytes_per_row"] <= 1.25,
-        "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "versions": {"pyarrow": pa.__version__, "numpy": np.__version__},
     }, out_dir=args.out)
 

@@ -121,7 +121,8 @@ def _epoch_indices(parts, epoch, batch_size, world, seed=3):
 
 
 def first_rows(parts):
-    return np.cumsum([n for p in parts for n in p.group_rows if n]) - [n for p in parts for n in p.group_rows if n]
+    rows = np.asarray([n for p in parts for n in p.group_rows if n])
+    return np.cumsum(rows) - rows
 
 
 def test_parts_come_from_footers(tmp_path):
@@ -176,7 +177,7 @@ def test_step_batch_reads_its_rows_by_row_group(tmp_path):
     batches, read = [], []
     for step in range(5):                                               # 1,024 rows // (96 x 2): one epoch
         for rank in range(2):
-            with count_reads() as counted:                              # as if each step ran in a fresh process
+            with count_reads() as counted:                      # as if each step ran in a fresh process
                 batches.append(step_batch(step, rank=rank, **kw))
             read.append(counted["bytes"] / 96 / stored_per_row)
     assert max(read) <= 1.25, read
@@ -185,7 +186,8 @@ def test_step_batch_reads_its_rows_by_row_group(tmp_path):
     assert all(int(b["skipped"].sum()) == 0 for b in batches)
     _, _, groups, rows = step_rows(1, shards=parts, batch_size=96, world=2, rank=1, seed=3)
     tables = read_groups(parts, groups)
-    assert [tables[g]["key"][r] for g, r in zip(groups.tolist(), rows.tolist())] == [f"{i:08d}" for i in expected[3]]
+    keys = [tables[g]["key"][r] for g, r in zip(groups.tolist(), rows.tolist())]
+    assert keys == [f"{i:08d}" for i in expected[3]]                   # the rows read are the rows named
 
 
 def test_step_batch_reads_a_corpus_at_a_cloud_uri(s3, tmp_path):
