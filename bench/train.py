@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "trainer")]
 
 import torch  # noqa: E402
 
-from trainer.data import device_images, read_captions, shard_rows, step_batch  # noqa: E402
+from trainer.data import corpus_parts, device_images, read_captions, step_batch  # noqa: E402
 from trainer.fit import _autocast_and_scaler, train_step  # noqa: E402
 from trainer.metrics import mfu, peak_flops  # noqa: E402
 from trainer.model import build_model, model_config  # noqa: E402
@@ -96,7 +96,7 @@ def _decode(args) -> float:
 
 
 def decode(corpus: Path, tokenizer: str, image_size: int, batch: int, processes: int, on_device: bool = False) -> dict:
-    kwargs = {"shards": shard_rows(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
+    kwargs = {"shards": corpus_parts(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
               "tokenizer": tokenizer, "image_size": image_size, "on_device": on_device}
     steps = max(2 * processes, 4)
     with ProcessPoolExecutor(processes) as pool:
@@ -112,7 +112,7 @@ def gpu_decode(corpus: Path, tokenizer: str, image_size: int, batch: int, proces
                steps: int) -> dict:
     """Decode on the device: the data stage's remaining CPU share, and the device's own rate."""
     stage = decode(corpus, tokenizer, image_size, batch, processes, on_device=True)
-    kwargs = {"shards": shard_rows(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
+    kwargs = {"shards": corpus_parts(corpus), "batch_size": batch, "world": 1, "rank": 0, "seed": 0,
               "tokenizer": tokenizer, "image_size": image_size, "on_device": True}
     raws = [step_batch(s, **kwargs) for s in range(max(2, steps))]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -4,19 +4,23 @@ A batch is `{"image": uint8 [B, H, W, 3], "text": int64 [B, 77], "step", "index"
 Each (micro-)step's batch is a pure function of (seed, step, rank), so a restarted or resumed run
 sees exactly the batches an uninterrupted one would:
 
-- `epoch_order(shard_rows, seed, epoch)`: the epoch's global sample order: the shards in a seeded
-  order, each shard's rows in a seeded order (a shard-then-row shuffle: a decode task reads one or
-  two shards per step, not the whole corpus). An epoch is `len(order) // (B * world)` steps; the
-  tail is dropped, and the next epoch draws a new order.
+- `corpus_parts(corpus_dir)`: each part's bytes and rows per row group, from its footer (the driver
+  reads it once; the plan is O(row groups)).
+- `epoch_order(parts, seed, epoch)`: runs of RUN_GROUPS consecutive row groups of a part
+  in a seeded order per epoch, each run's groups in a seeded order; the rows of each window of
+  SHUFFLE_WINDOW consecutive visited groups in a seeded order (a bounded shuffle). An epoch
+  is `rows // (B * world)` steps; the tail is dropped, and the next epoch draws a new order.
 - micro-step m (global) is epoch m // steps_per_epoch; worker `rank` takes the positions
-  [j*B*world + rank*B, +B) of that epoch's order (j = m % steps_per_epoch).
+  [j*B*world + rank*B, +B) of that epoch's order (j = m % steps_per_epoch), and reads only the row
+  groups those rows are in (`ParquetFile.read_row_groups`): about B + SHUFFLE_WINDOW * group rows.
+  The whole-part reader this replaced read a 256 MB part for a 15 MB slice.
 - Ray Data runs one item per micro-step (`ray.data.range(start, stop)`) through `decode_steps`
   with `preserve_order`, so the stream arrives in step order and a resume starts at the
   checkpoint's step. The batch carries its `step` so the trainer can assert it.
 
 The only augmentation is the paper's: a random square crop drawn from a generator seeded by
 (seed, epoch, key). A JPEG that does not decode is counted (`skipped`) and replaced by a row of the
-same shard drawn from (seed, epoch, position), so every worker keeps B rows (the contrastive loss
+same row group drawn from (seed, epoch, position), so every worker keeps B rows (the contrastive loss
 gathers equal-sized batches). Normalization with CLIP's mean/std happens on the training device
 (`normalize_images`), which keeps the data stage's output 4x smaller than float32. Only
 `corpus_dir/*.parquet` is read: `failures/` is not training data.
@@ -27,10 +31,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
@@ -227,57 +236,164 @@ def _decode_jpeg_or_pil(data: torch.Tensor, device: torch.device) -> torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------
-# Deterministic per-step batches
+# Deterministic per-step batches, read by row group
+
+RUN_GROUPS = 16        # consecutive row groups of one part that an epoch visits together: a worker's
+                       # B rows come from a few parts, so it reads a few footers (~0.4 MB each at paper
+                       # size) per step, while a global batch still draws B * world / run rows runs at random
+SHUFFLE_WINDOW = 2     # visited row groups whose rows are shuffled together: a worker-step reads about
+                       # B + SHUFFLE_WINDOW * group rows for its B rows (the windows at its two edges)
+READ_COLUMNS = ["key", "jpg", "caption"]
 
 
-def shard_rows(corpus_dir: str | Path) -> list[tuple[str, int]]:
-    """(path, rows) of each corpus shard, from Parquet metadata only."""
-    return [(f, storage.num_rows(f)) for f in corpus_files(corpus_dir)]
+@dataclass(frozen=True)
+class Part:
+    """A corpus part as the data plan sees it, from its Parquet footer only."""
+    path: str
+    bytes: int
+    footer: int                       # bytes of its Parquet metadata: a reader fetches exactly these
+    group_rows: tuple[int, ...]       # rows of each row group, in file order
+
+    @property
+    def rows(self) -> int:
+        return sum(self.group_rows)
+
+
+def _read_part(path: str) -> Part:
+    with storage.open_input_file(path) as f:
+        meta = pq.ParquetFile(f).metadata
+        return Part(path, f.size(), meta.serialized_size,
+                    tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)))
+
+
+def corpus_parts(corpus_dir: str | Path) -> list[Part]:
+    """Each part's size and rows per row group: one footer read per part (threads: at a cloud URI a
+    paper-size corpus has ~24k parts, each footer a round trip)."""
+    files = corpus_files(corpus_dir)
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        return list(pool.map(_read_part, files))
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The corpus's non-empty row groups, numbered 0..G-1 in (part, group) order, cut into runs."""
+    part: np.ndarray          # int64 [G]
+    index: np.ndarray         # int64 [G]: the group's number inside its part (read_row_groups' argument)
+    rows: np.ndarray          # int64 [G]
+    first_row: np.ndarray     # int64 [G]: the corpus row (a batch's `index`) of the group's first row
+    run_first: tuple[int, ...]  # [runs + 1]: runs are groups [run_first[r], run_first[r + 1])
 
 
 @functools.lru_cache(maxsize=2)
-def epoch_order(rows: tuple[int, ...], seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(shard, row) of every sample of the epoch, in the order the epoch visits them."""
+def _groups(parts: tuple[Part, ...]) -> _Groups:
+    """Vectorized: ~6M groups at paper size, built once per process."""
+    counts = np.asarray([len(p.group_rows) for p in parts], np.int64)
+    rows = np.fromiter(itertools.chain.from_iterable(p.group_rows for p in parts), np.int64, counts.sum())
+    part = np.repeat(np.arange(len(parts), dtype=np.int64), counts)
+    index = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = rows > 0                                                     # an empty part has an empty group
+    part, index, rows = part[keep], index[keep], rows[keep]
+    part_first = np.flatnonzero(np.diff(part, prepend=-1))              # each part's first kept group
+    in_part = np.arange(len(part)) - np.repeat(part_first, np.diff(np.append(part_first, len(part))))
+    run_first = np.append(np.flatnonzero(in_part % RUN_GROUPS == 0), len(part))
+    return _Groups(part, index, rows, np.cumsum(rows) - rows, tuple(run_first.tolist()))
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(parts: tuple[Part, ...], seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row groups in the order the epoch visits them, the epoch position where each visited group
+    starts, the epoch position where each shuffle window starts; both end with the epoch's rows).
+
+    Runs of RUN_GROUPS groups in a seeded order, each run's groups in a seeded order; the rows of each
+    window of SHUFFLE_WINDOW visited groups are then permuted by `_window_rows`. O(row groups), never
+    O(rows): a paper-size corpus has ~400M rows and ~6M row groups."""
+    groups = _groups(parts)
     rng = np.random.default_rng([seed, epoch])
-    shards, positions = [], []
-    for s in rng.permutation(len(rows)):
-        shards.append(np.full(rows[s], s, np.int64))
-        positions.append(rng.permutation(rows[s]))
-    return np.concatenate(shards), np.concatenate(positions)
+    run_sizes = np.diff(groups.run_first)
+    run_place = np.empty(len(run_sizes), np.int64)
+    run_place[rng.permutation(len(run_sizes))] = np.arange(len(run_sizes))
+    # by run, then at random within the run: one float key (run place + a fraction) and one argsort
+    visit = np.argsort(np.repeat(run_place, run_sizes) + rng.random(len(groups.rows)))
+    starts = np.concatenate([[0], np.cumsum(groups.rows[visit])])
+    windows = starts[::SHUFFLE_WINDOW]
+    if len(visit) % SHUFFLE_WINDOW:                                     # the last window is short
+        windows = np.append(windows, starts[-1])
+    return visit, starts, windows
 
 
-@functools.lru_cache(maxsize=2)
-def _read_shard(path: str):
-    """One shard's rows, kept per Ray worker process: consecutive steps mostly read the same shard."""
-    return storage.read_table(path, columns=["key", "jpg", "caption"]).to_pydict()
+def _window_rows(rows: int, seed: int, epoch: int, window: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, window, 1]).permutation(rows)
 
 
-def step_batch(step: int, *, shards: list[tuple[str, int]], batch_size: int, world: int, rank: int,
-               seed: int, tokenizer: str, image_size: int, on_device: bool = False) -> dict[str, np.ndarray]:
-    """The B rows worker `rank` trains on at (micro-)step `step`, decoded: a pure function of its arguments."""
-    rows = tuple(n for _, n in shards)
-    steps_per_epoch = sum(rows) // (batch_size * world)
+def step_rows(step: int, *, shards: list[Part], batch_size: int, world: int, rank: int,
+              seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(epoch, epoch positions, row group, row in group) of the B rows worker `rank` trains on at
+    (micro-)step `step`: metadata only, a pure function of its arguments.
+
+    Epoch e visits the row groups in a seeded order (`epoch_order`); consecutive windows of
+    SHUFFLE_WINDOW groups have their rows permuted; (micro-)step j of the epoch takes positions
+    [j*B*world, +B*world), and worker `rank` the slice [rank*B, +B) of those. An epoch is
+    rows // (B * world) steps (the tail is dropped; the next epoch draws a new order)."""
+    groups = _groups(tuple(shards))
+    steps_per_epoch = int(groups.rows.sum()) // (batch_size * world)
     epoch, j = divmod(step, steps_per_epoch)
-    shard_of, row_of = epoch_order(rows, seed, epoch)
-    first = j * batch_size * world + rank * batch_size
+    visit, starts, window_starts = epoch_order(tuple(shards), seed, epoch)
+    positions = np.arange(batch_size, dtype=np.int64) + j * batch_size * world + rank * batch_size
+    window = np.searchsorted(window_starts, positions, side="right") - 1
+    shuffled = np.empty_like(positions)
+    for w in range(window[0], window[-1] + 1):
+        first, last = window_starts[w], window_starts[w + 1]
+        mine = window == w
+        shuffled[mine] = first + _window_rows(int(last - first), seed, epoch, int(w))[positions[mine] - first]
+    visited = np.searchsorted(starts, shuffled, side="right") - 1
+    return epoch, positions, visit[visited], shuffled - starts[visited]
+
+
+def read_groups(shards: list[Part], wanted: np.ndarray) -> dict[int, dict[str, list]]:
+    """The columns of row groups `wanted` (numbers from step_rows), each part opened once."""
+    groups = _groups(tuple(shards))
+    out: dict[int, dict[str, list]] = {}
+    for p in np.unique(groups.part[wanted]):
+        mine = np.unique(wanted[groups.part[wanted] == p])
+        part = shards[p]
+        with storage.open_input_file(part.path) as f:
+            # The footer in one exact read (pyarrow alone reads the last 64 kB, then the rest of it).
+            meta = pq.read_metadata(pa.py_buffer(f.read_at(part.footer + 8, part.bytes - part.footer - 8)))
+            table = pq.ParquetFile(f, metadata=meta, pre_buffer=True).read_row_groups(
+                groups.index[mine].tolist(), columns=READ_COLUMNS)
+        at = 0
+        for g in mine:
+            n = int(groups.rows[g])
+            out[int(g)] = table.slice(at, n).to_pydict()
+            at += n
+    return out
+
+
+def step_batch(step: int, *, shards: list[Part], batch_size: int, world: int, rank: int,
+               seed: int, tokenizer: str, image_size: int, on_device: bool = False) -> dict[str, np.ndarray]:
+    """The B rows worker `rank` trains on at (micro-)step `step`, decoded: a pure function of its arguments.
+    Reads only the row groups those rows are in."""
+    epoch, positions, group_of, row_of = step_rows(step, shards=shards, batch_size=batch_size, world=world,
+                                                   rank=rank, seed=seed)
+    tables = read_groups(shards, group_of)
+    first_row = _groups(tuple(shards)).first_row
     images, captions, skipped, index = [], [], [], []
-    offsets = np.concatenate([[0], np.cumsum(rows)])
-    for position in range(first, first + batch_size):
-        shard, row = int(shard_of[position]), int(row_of[position])
-        table = _read_shard(shards[shard][0])
+    for position, group, row in zip(positions.tolist(), group_of.tolist(), row_of.tolist()):
+        table = tables[group]
         rng = np.random.default_rng([seed, epoch, position])        # replacements, when a JPEG is bad
         for attempt in range(16):
             key = str(table["key"][row])
             image = prepare_image(table["jpg"][row], _row_rng(seed, epoch, key), image_size, on_device)
             if image is not None:
                 break
-            row = int(rng.integers(rows[shard]))
+            row = int(rng.integers(len(table["key"])))                # another row of the same group
         else:
-            raise WitError(f"16 undecodable JPEGs in a row in {shards[shard][0]}", hint="is this a corpus shard?")
+            part = shards[_groups(tuple(shards)).part[group]]
+            raise WitError(f"16 undecodable JPEGs in a row in {part.path}", hint="is this a corpus shard?")
         images.append(image)
         captions.append(str(table["caption"][row]))
         skipped.append(attempt)
-        index.append(offsets[shard] + row)
+        index.append(first_row[group] + row)
     return {**stack_images(images, on_device), "text": _tokenizer(tokenizer).encode_batch(captions),
             "step": np.full(batch_size, step, np.int64), "index": np.asarray(index, np.int64),
             "skipped": np.asarray(skipped, np.int64)}
@@ -289,7 +405,7 @@ def decode_steps(items: dict[str, np.ndarray], *, start: int, **kwargs) -> Itera
         yield step_batch(start + int(item), **kwargs)
 
 
-def build_step_dataset(shards: list[tuple[str, int]], start: int, stop: int, *, cpus: float, **kwargs):
+def build_step_dataset(shards: list[Part], start: int, stop: int, *, cpus: float, **kwargs):
     """Micro-steps [start, stop) of one worker, as a Ray Data stream in step order.
 
     Built inside each train worker (so a restart rebuilds it from the checkpoint's step); its decode

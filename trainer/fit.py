@@ -38,7 +38,7 @@ import torch
 from trainer import checkpoint, rundir
 from trainer.config import TrainConfig
 from trainer.data import _tokenizer as _tokenizer_from
-from trainer.data import build_step_dataset, normalize_images, read_captions, shard_rows, worker_batches
+from trainer.data import Part, build_step_dataset, corpus_parts, normalize_images, read_captions, worker_batches
 from trainer.loss import clip_loss
 from trainer.metrics import Progress, metrics_text, mfu, peak_flops, read_metrics, summarize, write_metrics
 from trainer.model import CLIP, build_model
@@ -251,9 +251,9 @@ def _resources(cfg: TrainConfig) -> tuple[dict[str, float], float]:
     return worker, round(data / cfg.num_workers, 3)
 
 
-def _plan(cfg: TrainConfig) -> tuple[list[tuple[str, int]], int]:
-    shards = shard_rows(cfg.corpus_dir)
-    rows = sum(n for _, n in shards)
+def _plan(cfg: TrainConfig) -> tuple[list[Part], int]:
+    shards = corpus_parts(cfg.corpus_dir)
+    rows = sum(p.rows for p in shards)
     steps_per_epoch = rows // (cfg.num_workers * cfg.batch_size * cfg.accumulation)
     if steps_per_epoch == 0:
         raise WitError(f"the corpus has {rows} rows, fewer than one global batch ({cfg.batch_size} x "
@@ -261,9 +261,10 @@ def _plan(cfg: TrainConfig) -> tuple[list[tuple[str, int]], int]:
     return shards, cfg.steps or cfg.epochs * steps_per_epoch
 
 
-def _corpus_digest(shards: list[tuple[str, int]]) -> str:
-    """What the run trained on: each shard's name, rows and bytes (the corpus writes parts atomically)."""
-    facts = [(wit_storage.name(path), rows, wit_storage.size(path)) for path, rows in shards]
+def _corpus_digest(shards: list[Part]) -> str:
+    """What the run trained on: each shard's name, rows and bytes (the corpus writes parts atomically),
+    from the footers `_plan` read: no listing or row scan here."""
+    facts = [(wit_storage.name(p.path), p.rows, p.bytes) for p in shards]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
 

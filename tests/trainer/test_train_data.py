@@ -8,8 +8,9 @@ from PIL import Image
 
 from shapes_corpus import jpeg, write_corpus
 from trainer.data import (CLIP_MEAN, corpus_files, epoch_order, normalize_images, preprocess_batch, read_captions,
-                          shard_rows, step_batch)
+                          corpus_parts, read_groups, step_batch, step_rows)
 from trainer.tokenizer import train_tokenizer
+from wit import storage
 from wit.errors import WitError
 
 
@@ -45,7 +46,7 @@ def test_normalize_on_device():
 
 
 def _step_kwargs(corpus, tok_path, world=2):
-    return {"shards": shard_rows(corpus), "batch_size": 4, "world": world, "seed": 3,
+    return {"shards": corpus_parts(corpus), "batch_size": 4, "world": world, "seed": 3,
             "tokenizer": str(tok_path), "image_size": 16}
 
 
@@ -63,7 +64,8 @@ def test_step_batches_are_a_function_of_seed_step_and_rank(tmp_path):
     assert sorted(np.concatenate(epoch0).tolist()) == list(range(24))    # every row once, no overlap
     epoch1 = [step_batch(s, rank=r, **kw)["index"] for s in range(3, 6) for r in range(2)]
     assert np.concatenate(epoch1).tolist() != np.concatenate(epoch0).tolist()
-    assert epoch_order((12, 12), 3, 0)[1].tolist() != epoch_order((12, 12), 4, 0)[1].tolist()   # seeded
+    parts = tuple(corpus_parts(_grouped_corpus(tmp_path / "grouped")))
+    assert epoch_order(parts, 3, 0)[0].tolist() != epoch_order(parts, 4, 0)[0].tolist()   # seeded
 
 
 def test_undecodable_jpegs_are_replaced_and_counted(tmp_path):
@@ -80,3 +82,124 @@ def test_undecodable_jpegs_are_replaced_and_counted(tmp_path):
     bad = {k for k in range(16) if k % 4 == 0 or k == 1}
     keys = {int(i) for b in batches for i in b["index"]}
     assert not keys & bad                                               # no bad row made it into a batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading by row group: exactly-once epochs, pure functions, bytes read per sample
+
+
+def _noise_jpeg(rng: np.random.Generator, side: int = 72) -> bytes:
+    """A real JPEG of about 6 kB (noise compresses badly, like a photo). Above 4 kB, as photos are, so
+    Parquet keeps no min/max of the jpg column in the footer."""
+    return jpeg(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)))
+
+
+def _grouped_corpus(root, part_rows=(37, 23, 40), group_rows=5, seed=0):
+    """Parts of several row groups (the last of each part short); key = the row's corpus index."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    first = 0
+    for p, n in enumerate(part_rows):
+        keys = [f"{first + i:08d}" for i in range(n)]
+        pq.write_table(pa.table({"key": keys, "caption": [f"photo {k}" for k in keys],
+                                 "jpg": [_noise_jpeg(rng) for _ in keys]}),
+                       root / f"part-{p:05d}.parquet", row_group_size=group_rows)
+        first += n
+    return root
+
+
+def _epoch_indices(parts, epoch, batch_size, world, seed=3):
+    """Corpus rows of every (step, rank) of one epoch, from the data plan alone."""
+    steps = sum(p.rows for p in parts) // (batch_size * world)
+    out = []
+    for step in range(epoch * steps, (epoch + 1) * steps):
+        for rank in range(world):
+            _, _, groups, rows = step_rows(step, shards=parts, batch_size=batch_size, world=world, rank=rank,
+                                           seed=seed)
+            out.append((first_rows(parts)[groups] + rows).tolist())
+    return out
+
+
+def first_rows(parts):
+    rows = np.asarray([n for p in parts for n in p.group_rows if n])
+    return np.cumsum(rows) - rows
+
+
+def test_parts_come_from_footers(tmp_path):
+    parts = corpus_parts(_grouped_corpus(tmp_path / "corpus"))
+    assert [p.group_rows for p in parts] == [(5,) * 7 + (2,), (5,) * 4 + (3,), (5,) * 8]
+    assert [p.bytes for p in parts] == [(tmp_path / "corpus" / f"part-{i:05d}.parquet").stat().st_size
+                                        for i in range(3)]
+
+
+def test_every_row_once_per_epoch_across_ranks_and_steps(tmp_path):
+    """100 rows, B=4 x 3 ranks: 8 steps per epoch use 96 distinct rows, the 4 dropped ones differ by
+    epoch, and epochs visit in different orders."""
+    parts = corpus_parts(_grouped_corpus(tmp_path / "corpus"))
+    epochs = [_epoch_indices(parts, e, batch_size=4, world=3) for e in range(3)]
+    for slices in epochs:
+        used = [i for s in slices for i in s]
+        assert all(len(s) == 4 for s in slices)
+        assert len(used) == 96 and len(set(used)) == 96 and set(used) <= set(range(100))
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    # a step's rows are shuffled across row groups, not read in file order
+    assert any(s != sorted(s) for s in epochs[0])
+
+
+def _indices_in_fresh_process(corpus: str) -> list:
+    from trainer.data import corpus_parts as parts_of
+
+    return _epoch_indices(parts_of(corpus), 1, batch_size=4, world=3)
+
+
+def test_batches_are_the_same_in_an_independent_build(tmp_path):
+    """A restarted worker on another node recomputes the plan from the footers: same rows, same order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    corpus = _grouped_corpus(tmp_path / "corpus")
+    here = _epoch_indices(corpus_parts(corpus), 1, batch_size=4, world=3)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        there = pool.submit(_indices_in_fresh_process, str(corpus)).result()
+    assert here == there
+
+
+def test_step_batch_reads_its_rows_by_row_group(tmp_path):
+    """Each worker-step reads at most 1.25x the stored bytes of the rows it trains on (row groups of 4
+    rows, B = 96; a whole 256-row part would be 2.7x), and the batch holds the rows the plan names."""
+    from bench.ingest import count_reads
+
+    corpus = _grouped_corpus(tmp_path / "corpus", part_rows=(256, 250, 256, 262), group_rows=4)
+    parts = corpus_parts(corpus)
+    stored_per_row = sum(p.bytes for p in parts) / sum(p.rows for p in parts)
+    tok = train_tokenizer([f"photo {i:08d}" for i in range(50)], vocab_size=300).save(tmp_path / "tok.json")
+    kw = {"shards": parts, "batch_size": 96, "world": 2, "seed": 3, "tokenizer": str(tok), "image_size": 16}
+    batches, read = [], []
+    for step in range(5):                                               # 1,024 rows // (96 x 2): one epoch
+        for rank in range(2):
+            with count_reads() as counted:                      # as if each step ran in a fresh process
+                batches.append(step_batch(step, rank=rank, **kw))
+            read.append(counted["bytes"] / 96 / stored_per_row)
+    assert max(read) <= 1.25, read
+    expected = _epoch_indices(parts, 0, batch_size=96, world=2)
+    assert [b["index"].tolist() for b in batches] == expected
+    assert all(int(b["skipped"].sum()) == 0 for b in batches)
+    _, _, groups, rows = step_rows(1, shards=parts, batch_size=96, world=2, rank=1, seed=3)
+    tables = read_groups(parts, groups)
+    keys = [tables[g]["key"][r] for g, r in zip(groups.tolist(), rows.tolist())]
+    assert keys == [f"{i:08d}" for i in expected[3]]                   # the rows read are the rows named
+
+
+def test_step_batch_reads_a_corpus_at_a_cloud_uri(s3, tmp_path):
+    """Through wit.storage's filesystem: an s3:// corpus gives the batches a local copy does."""
+    corpus = _grouped_corpus(tmp_path / "corpus")
+    for f in sorted(corpus.glob("*.parquet")):
+        storage.write_bytes(storage.join(s3, "corpus", f.name), f.read_bytes())
+    tok = train_tokenizer([f"photo {i:08d}" for i in range(50)], vocab_size=300).save(tmp_path / "tok.json")
+    local, remote = corpus_parts(corpus), corpus_parts(storage.join(s3, "corpus"))
+    assert [p.group_rows for p in remote] == [p.group_rows for p in local]
+    kw = {"batch_size": 4, "world": 3, "rank": 2, "seed": 3, "tokenizer": str(tok), "image_size": 16}
+    for step in (0, 9):
+        a, b = step_batch(step, shards=local, **kw), step_batch(step, shards=remote, **kw)
+        for column in a:
+            np.testing.assert_array_equal(a[column], b[column])

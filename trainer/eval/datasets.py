@@ -80,9 +80,18 @@ def read_image_folder(root: Path) -> LabelledImages:
     return LabelledImages(rows, np.array(labels, dtype=np.int64), folders, indexed=False)
 
 
-def _parquet_table(path: Path):
+def _parquet_table(path: Path, column: str):
+    """The image column and `column` only: other columns (a Hugging Face export's ids, sizes, second
+    images) stay on disk instead of passing through the driver. Missing columns fail from the footer."""
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    return pq.read_table(files[0]) if len(files) == 1 else pq.ParquetDataset(files).read()
+    names = pq.read_schema(files[0]).names
+    image = next((c for c in IMAGE_COLUMNS if c in names), None)
+    if image is None:
+        raise WitError(f"{path} has no image column", hint=f"one of {IMAGE_COLUMNS} (image bytes)")
+    if column not in names:
+        raise WitError(f"{path} has no `{column}` column",
+                       hint="int class ids or class-name strings" if column == "label" else "")
+    return pq.read_table(files[0] if len(files) == 1 else files, columns=[image, column])
 
 
 def _image_bytes(table, path: Path) -> list[bytes]:
@@ -94,9 +103,7 @@ def _image_bytes(table, path: Path) -> list[bytes]:
 
 
 def read_parquet_labelled(path: Path) -> LabelledImages:
-    table = _parquet_table(path)
-    if "label" not in table.column_names:
-        raise WitError(f"{path} has no `label` column", hint="int class ids or class-name strings")
+    table = _parquet_table(path, "label")
     images, values = _image_bytes(table, path), table.column("label").to_pylist()
     if all(isinstance(v, int) for v in values):
         keys = [str(i) for i in range(max(values) + 1)]
@@ -184,9 +191,7 @@ def read_captions(source: str, images_root: str | None = None) -> CaptionedImage
     if not path.is_file() and not (path.is_dir() and any(path.glob("*.parquet"))):
         raise WitError(f"no captions at {path}", hint="captions.jsonl, a COCO captions_*.json or *.parquet")
     if path.suffix == ".parquet" or path.is_dir():
-        table = _parquet_table(path)
-        if "caption" not in table.column_names:
-            raise WitError(f"{path} has no `caption` column")
+        table = _parquet_table(path, "caption")
         pairs = list(zip(_image_bytes(table, path), table.column("caption").to_pylist()))
         rows = [_row(data=b) for b, _ in pairs]
         captions, owner = [], []
