@@ -141,7 +141,35 @@ def _add_download_args(p: argparse.ArgumentParser) -> None:
         default=d.part_target_bytes / 2**20,
         help="corpus parts are cut at about this size (default: %(default)s)",
     )
-    p.add_argument("--user-agent-token", default=d.user_agent_token)
+    p.add_argument(
+        "--user-agent-token",
+        default=d.user_agent_token,
+        help="named in the User-Agent; the robots.txt group and X-Robots-Tag token we obey (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="open an address range the guard refuses by default (repeatable), e.g. 127.0.0.0/8 for a "
+        "web on this machine, 10.1.0.0/16 for an internal mirror",
+    )
+    p.add_argument(
+        "--ignore-robots-txt",
+        action="store_true",
+        help="do not fetch or obey robots.txt (recorded in the manifest's config)",
+    )
+    p.add_argument(
+        "--ignore-tdmrep",
+        action="store_true",
+        help="do not obey TDMRep reservations (recorded in the manifest's config)",
+    )
+    p.add_argument(
+        "--max-per-host",
+        type=int,
+        default=d.max_connections_per_host,
+        help="connections at once to one host, per shard task (default: %(default)s)",
+    )
 
 
 def _match_cfg(a: argparse.Namespace) -> MatchConfig:
@@ -168,6 +196,10 @@ def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
         encode_quality=a.encode_quality,
         part_target_bytes=max(1, int(a.part_target_mb * 2**20)),
         user_agent_token=a.user_agent_token,
+        allow_networks=tuple(a.allow_network),
+        respect_robots_txt=not a.ignore_robots_txt,
+        respect_tdmrep=not a.ignore_tdmrep,
+        max_connections_per_host=a.max_per_host,
     )
 
 
