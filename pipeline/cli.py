@@ -49,14 +49,33 @@ input:   --selected DIR  output of `wit pipeline balance`
 output:  --out DIR       part-*.parquet of about --part-target-mb each (key, url, caption, query_ids,
                          jpg, width, height, original_width, original_height, sha256),
                          failures/part-*.parquet (key, url, caption, status, error_message, reason:
-                         http_404, http_4xx, http_5xx, timeout, redirect_loop, decode_error,
-                         robots_disallowed, too_small, too_large, connection_error, lost, other),
-                         manifest.json (counts per stage and reason, parts with rows and sha256),
-                         _SUCCESS.json. Interrupted (even killed)? Rerun the same command: finished
-                         download shards are kept, only the others are fetched.
+                         http_404, http_4xx, http_429, http_5xx, timeout, connection_error,
+                         redirect_loop, decode_error, too_small, too_large, blocked_address, bad_url,
+                         robots_txt, tdmrep_header, tdmrep_json, robots_disallowed (X-Robots-Tag),
+                         lost, other), manifest.json (counts per stage and reason, requests per kind,
+                         parts with rows and sha256, the config), _SUCCESS.json. Interrupted (even
+                         killed)? Rerun the same command: finished download shards are kept.
+
+defaults, safe to run from a cloud account:
+  address guard  every connection (first request and each redirect) is checked on the address it
+                 connects to, after DNS: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+                 link-local (169.254/16 with the cloud metadata service, fe80::/10), multicast,
+                 unspecified and reserved ranges are refused (reason blocked_address), and so are
+                 URLs with user:pass@ and non-http(s) schemes (bad_url). Open a range explicitly
+                 with --allow-network CIDR (repeatable), e.g. 127.0.0.0/8 for a web on this machine.
+  opt-outs       robots.txt (our --user-agent-token group, else *; fetched once per host per shard
+                 task; unreachable = allowed), TDMRep (tdm-reservation: 1 header,
+                 /.well-known/tdmrep.json) and X-Robots-Tag noai/noimageai/noindex/noimageindex.
+                 --ignore-robots-txt / --ignore-tdmrep turn one off; the manifest records it.
+  manners        at most --max-per-host connections per host per shard task; a 429/503 with a
+                 Retry-After of at most 10 s is waited out and tried once more; --retries retries
+                 only transient failures (timeout, connection_error, http_5xx, http_429).
+  --retry-failures  on a finished corpus: fetch again only the rows whose reason is transient,
+                 into the same corpus (new parts, failures rewritten, manifest updated).
 
 example:
   wit pipeline download --selected work/selected --out work/corpus --image-size 256
+  wit pipeline download --selected work/selected --out work/corpus --retry-failures
 """
 
 RUN_HELP = """\

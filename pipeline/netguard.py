@@ -53,10 +53,10 @@ def _kind(ip: IPAddress) -> str | None:
         return "link_local"
     if ip.is_multicast:
         return "multicast"
+    if ip.is_reserved:  # 240/4; checked before private, whose table also lists it
+        return "reserved"
     if ip.is_private:  # RFC 1918, fc00::/7, and the documentation/benchmark ranges
         return "private"
-    if ip.is_reserved:
-        return "reserved"
     if not ip.is_global:  # e.g. 100.64/10 (carrier-grade NAT, some clouds' internal ranges)
         return "non_global"
     return None
@@ -69,7 +69,7 @@ def refusal(address: str, allowed: tuple[IPNetwork, ...] = ()) -> str | None:
     and every IPv4 address embedded in it must be public unicast.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # fe80::1%eth0: the zone is not the address
-    candidates = [ip, *_embedded_ipv4(ip)]
+    candidates = [*_embedded_ipv4(ip), ip]  # the embedded IPv4 address names the range best
     if any(c in net for c in candidates for net in allowed if c.version == net.version):
         return None
     for candidate in candidates:
