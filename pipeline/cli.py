@@ -242,6 +242,11 @@ def _balance(a: argparse.Namespace) -> int:
 
 
 def _download(a: argparse.Namespace) -> int:
+    if a.retry_failures:
+        from pipeline.retry import retry_failures
+
+        manifest = retry_failures(a.selected, a.out, _download_cfg(a))
+        return _print({**manifest["counts"], "retries": manifest.get("retries", [])[-1:]})
     from pipeline.download import download
 
     return _print(download(a.selected, a.out, _download_cfg(a))["counts"])
@@ -295,6 +300,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--selected", required=True, help="selected/ directory")
     p.add_argument("--out", required=True, help="output directory (corpus/)")
     _add_download_args(p)
+    p.add_argument(
+        "--retry-failures",
+        action="store_true",
+        help="on a finished corpus: fetch again only the rows that failed for a transient reason",
+    )
     p.set_defaults(run=_download)
 
     p = stages.add_parser(
