@@ -75,7 +75,10 @@ def _serve(port_queue, stop) -> None:
     bodies = _bodies()
 
     def app(path: str) -> Response:
-        return Response(200, bodies[int(path.strip("/").split(".")[0]) % DISTINCT], "image/jpeg")
+        name = path.strip("/").split(".")[0]
+        if not name.isdigit():  # /robots.txt, /.well-known/tdmrep.json: none, as on most hosts
+            return Response(404, b"not found", "text/plain")
+        return Response(200, bodies[int(name) % DISTINCT], "image/jpeg")
 
     with LoopbackServer(app, max_requests=1_000_000) as server:
         port_queue.put((server.url, sum(map(len, bodies)) / len(bodies)))

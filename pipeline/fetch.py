@@ -165,6 +165,8 @@ class Fetcher:
             return key, io.BytesIO(self.image(url)), None
         except Refused as err:
             return key, None, str(err)
+        except Exception as err:  # noqa: BLE001 - one odd URL must not end the shard's thread pool
+            return key, None, f"[other] {type(err).__name__}: {err}"
 
     # -- one image ----------------------------------------------------------------------------------
     def image(self, url: str) -> bytes:
