@@ -200,3 +200,44 @@ def test_cli_refuses_loopback_without_allow_network_and_explains(tmp_path):
         assert bad.returncode == 2 and "--allow-network" in bad.stderr and server.requests == 0
     help_text = subprocess.run([*cmd[:5], "--help"], env=run_env(), capture_output=True, text=True).stdout
     assert "--allow-network" in help_text and "169.254" in help_text and "robots.txt" in help_text
+
+
+def test_https_checks_the_name_while_connecting_to_the_checked_address(tmp_path, monkeypatch):
+    """TLS to a name mapped to 127.0.0.1: SNI and the certificate check use the name, the socket the
+    checked address; the same server by its bare address fails verification (the check is on)."""
+    import http.server
+    import ssl
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+                    "-out", str(cert), "-subj", "/CN=images.test", "-addext", "subjectAltName=DNS:images.test"],
+                   check=True, capture_output=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(JPEG)))
+            self.end_headers()
+            self.wfile.write(JPEG)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's own certificate
+        port = httpd.server_address[1]
+        cfg = DownloadConfig(timeout_s=5, resolver=RESOLVER, allow_networks=LOOPBACK,
+                             respect_robots_txt=False, respect_tdmrep=False)
+        assert Fetcher(cfg).image(f"https://images.test:{port}/x.jpg") == JPEG
+        with pytest.raises(Refused) as err:
+            Fetcher(cfg).image(f"https://127.0.0.1:{port}/x.jpg")
+        assert err.value.reason == "connection_error" and "certificate" in str(err.value).lower()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
