@@ -1,12 +1,17 @@
 """Download throughput on one loopback input: our pipeline vs img2dataset alone vs Ray Data's download.
 
     python bench/download.py [--images 2000] [--out bench/results/download.json]
+    python bench/download.py --paths wit,wit_checks_off,i2d_mp --rounds 3 --out bench/results/download_checks.json
 
 The same N URLs (distinct JPEGs, 512x384, like web photos) are served by a LoopbackServer in its own
 process, so the server does not share the GIL with the path measured. Paths, each on a fresh output
 directory, all resizing to a shorter side of 256 and re-encoding at quality 95 unless said:
 
-  wit            pipeline.download: our Ray tasks around img2dataset's Downloader, + consolidation
+  wit            pipeline.download: our Ray tasks around img2dataset's Downloader, + consolidation,
+                 every check on as by default (address guard with --allow-network 127.0.0.0/8,
+                 which the loopback web needs; robots.txt; TDMRep; at most 4 connections per host)
+  wit_checks_off the same with the checks off: every address opened (0.0.0.0/0, ::/0), no
+                 robots.txt or tdmrep.json, no per-host limit (one per download thread)
   wit_spawn      Ray tasks that each call img2dataset.download() (multiprocessing, 1 process),
                  the walking skeleton's way: a logger process and a spawn pool per shard
   i2d_mp         img2dataset alone, multiprocessing distributor, one process per core
@@ -70,7 +75,10 @@ def _serve(port_queue, stop) -> None:
     bodies = _bodies()
 
     def app(path: str) -> Response:
-        return Response(200, bodies[int(path.strip("/").split(".")[0]) % DISTINCT], "image/jpeg")
+        name = path.strip("/").split(".")[0]
+        if not name.isdigit():  # /robots.txt, /.well-known/tdmrep.json: none, as on most hosts
+            return Response(404, b"not found", "text/plain")
+        return Response(200, bodies[int(name) % DISTINCT], "image/jpeg")
 
     with LoopbackServer(app, max_requests=1_000_000) as server:
         port_queue.put((server.url, sum(map(len, bodies)) / len(bodies)))
@@ -120,12 +128,22 @@ def _i2d_success(folder: Path) -> int:
     )
 
 
-def run_wit(work: Path, selected: Path) -> int:
+REQUESTS: dict[str, dict] = {}  # path -> requests per kind of its last run (from the manifest)
+
+
+def run_wit(work: Path, selected: Path, checks: bool = True) -> int:
     from pipeline.config import DownloadConfig
     from pipeline.download import download
 
-    cfg = DownloadConfig(thread_count=THREADS, rows_per_input_shard=SHARD_ROWS)
-    return download(str(selected), str(work / "wit"), cfg)["counts"]["downloaded"]
+    if checks:  # the defaults; loopback opened, as the demo and the tests do
+        cfg = DownloadConfig(thread_count=THREADS, rows_per_input_shard=SHARD_ROWS, allow_networks=("127.0.0.0/8",))
+    else:
+        cfg = DownloadConfig(thread_count=THREADS, rows_per_input_shard=SHARD_ROWS,
+                             allow_networks=("0.0.0.0/0", "::/0"), respect_robots_txt=False,
+                             respect_tdmrep=False, max_connections_per_host=THREADS)  # fmt: skip
+    manifest = download(str(selected), str(work / "wit"), cfg)
+    REQUESTS["wit" if checks else "wit_checks_off"] = manifest["download"]["requests"]
+    return manifest["counts"]["downloaded"]
 
 
 def _i2d_shard(input_path: str, out: str) -> int:
@@ -176,7 +194,7 @@ def run_ray_download(work: Path, selected: Path) -> int:
 
 
 def _clean(work: Path) -> None:
-    for name in ("wit", "spawn_in", "spawn_out", "i2d_multiprocessing", "i2d_ray"):
+    for name in ("wit", "wit_checks_off", "spawn_in", "spawn_out", "i2d_multiprocessing", "i2d_ray"):
         shutil.rmtree(work / name, ignore_errors=True)
 
 
@@ -201,6 +219,7 @@ def main() -> None:
     server.start()
     base_url, mean_bytes = queue.get(timeout=120)
     work = Path(tempfile.mkdtemp(prefix="wit-bench-download-"))
+    load_before = os.getloadavg()  # a shared machine: the figures are only as quiet as it was
     cores = os.cpu_count() or 1
     results: dict[str, dict] = {}
     try:
@@ -213,6 +232,7 @@ def main() -> None:
         names = args.paths.split(",")
         runs = {
             "wit": lambda: run_wit(work, selected),
+            "wit_checks_off": lambda: run_wit(work, selected, checks=False),
             "wit_spawn": lambda: run_wit_spawn(work, selected),
             "i2d_mp": lambda: run_i2d(work, "multiprocessing"),
             "i2d_ray": lambda: run_i2d(work, "ray"),
@@ -243,6 +263,14 @@ def main() -> None:
         server.join(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     ref = results.get("i2d_mp", {}).get("images_per_s")
+    for name, requests_by_kind in REQUESTS.items():
+        results[name]["requests"] = requests_by_kind
+        extra = sum(n for kind, n in requests_by_kind.items() if kind != "image")
+        results[name]["extra_requests_per_image"] = round(extra / args.images, 5)
+    checks = None
+    if "wit" in results and "wit_checks_off" in results:
+        on, off = results["wit"]["images_per_s"], results["wit_checks_off"]["images_per_s"]
+        checks = {"on_images_per_s": on, "off_images_per_s": off, "overhead": round(1 - on / off, 3)}
     report = {
         "bench": "download",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -254,13 +282,15 @@ def main() -> None:
                   "threads": THREADS, "server_requests": requests},
         "results": results,
         "ratio_vs_img2dataset_alone": {k: round(v["images_per_s"] / ref, 3) for k, v in results.items()} if ref else None,
+        "checks_on_vs_off": checks,
+        "load_avg_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
     }  # fmt: skip
     from wit.artifacts import versions
 
     report["versions"] = versions()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["ratio_vs_img2dataset_alone"]))
+    print(json.dumps({"ratio_vs_img2dataset_alone": report["ratio_vs_img2dataset_alone"], "checks": checks}))
 
 
 if __name__ == "__main__":

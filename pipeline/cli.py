@@ -49,14 +49,33 @@ input:   --selected DIR  output of `wit pipeline balance`
 output:  --out DIR       part-*.parquet of about --part-target-mb each (key, url, caption, query_ids,
                          jpg, width, height, original_width, original_height, sha256),
                          failures/part-*.parquet (key, url, caption, status, error_message, reason:
-                         http_404, http_4xx, http_5xx, timeout, redirect_loop, decode_error,
-                         robots_disallowed, too_small, too_large, connection_error, lost, other),
-                         manifest.json (counts per stage and reason, parts with rows and sha256),
-                         _SUCCESS.json. Interrupted (even killed)? Rerun the same command: finished
-                         download shards are kept, only the others are fetched.
+                         http_404, http_4xx, http_429, http_5xx, timeout, connection_error,
+                         redirect_loop, decode_error, too_small, too_large, blocked_address, bad_url,
+                         robots_txt, tdmrep_header, tdmrep_json, robots_disallowed (X-Robots-Tag),
+                         lost, other), manifest.json (counts per stage and reason, requests per kind,
+                         parts with rows and sha256, the config), _SUCCESS.json. Interrupted (even
+                         killed)? Rerun the same command: finished download shards are kept.
+
+defaults, safe to run from a cloud account:
+  address guard  every connection (first request and each redirect) is checked on the address it
+                 connects to, after DNS: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+                 link-local (169.254/16 with the cloud metadata service, fe80::/10), multicast,
+                 unspecified and reserved ranges are refused (reason blocked_address), and so are
+                 URLs with user:pass@ and non-http(s) schemes (bad_url). Open a range explicitly
+                 with --allow-network CIDR (repeatable), e.g. 127.0.0.0/8 for a web on this machine.
+  opt-outs       robots.txt (our --user-agent-token group, else *; fetched once per host per shard
+                 task; unreachable = allowed), TDMRep (tdm-reservation: 1 header,
+                 /.well-known/tdmrep.json) and X-Robots-Tag noai/noimageai/noindex/noimageindex.
+                 --ignore-robots-txt / --ignore-tdmrep turn one off; the manifest records it.
+  manners        at most --max-per-host connections per host per shard task; a 429/503 with a
+                 Retry-After of at most 10 s is waited out and tried once more; --retries retries
+                 only transient failures (timeout, connection_error, http_5xx, http_429).
+  --retry-failures  on a finished corpus: fetch again only the rows whose reason is transient,
+                 into the same corpus (new parts, failures rewritten, manifest updated).
 
 example:
   wit pipeline download --selected work/selected --out work/corpus --image-size 256
+  wit pipeline download --selected work/selected --out work/corpus --retry-failures
 """
 
 RUN_HELP = """\
@@ -141,7 +160,35 @@ def _add_download_args(p: argparse.ArgumentParser) -> None:
         default=d.part_target_bytes / 2**20,
         help="corpus parts are cut at about this size (default: %(default)s)",
     )
-    p.add_argument("--user-agent-token", default=d.user_agent_token)
+    p.add_argument(
+        "--user-agent-token",
+        default=d.user_agent_token,
+        help="named in the User-Agent; the robots.txt group and X-Robots-Tag token we obey (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="open an address range the guard refuses by default (repeatable), e.g. 127.0.0.0/8 for a "
+        "web on this machine, 10.1.0.0/16 for an internal mirror",
+    )
+    p.add_argument(
+        "--ignore-robots-txt",
+        action="store_true",
+        help="do not fetch or obey robots.txt (recorded in the manifest's config)",
+    )
+    p.add_argument(
+        "--ignore-tdmrep",
+        action="store_true",
+        help="do not obey TDMRep reservations (recorded in the manifest's config)",
+    )
+    p.add_argument(
+        "--max-per-host",
+        type=int,
+        default=d.max_connections_per_host,
+        help="connections at once to one host, per shard task (default: %(default)s)",
+    )
 
 
 def _match_cfg(a: argparse.Namespace) -> MatchConfig:
@@ -168,6 +215,10 @@ def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
         encode_quality=a.encode_quality,
         part_target_bytes=max(1, int(a.part_target_mb * 2**20)),
         user_agent_token=a.user_agent_token,
+        allow_networks=tuple(a.allow_network),
+        respect_robots_txt=not a.ignore_robots_txt,
+        respect_tdmrep=not a.ignore_tdmrep,
+        max_connections_per_host=a.max_per_host,
     )
 
 
@@ -199,6 +250,11 @@ def _download(a: argparse.Namespace) -> int:
     from pipeline.download import download
 
     check_download(a)
+    if a.retry_failures:
+        from pipeline.retry import retry_failures
+
+        manifest = retry_failures(a.selected, a.out, _download_cfg(a))
+        return _print({**manifest["counts"], "retries": manifest.get("retries", [])[-1:]})
     return _print(download(a.selected, a.out, _download_cfg(a))["counts"])
 
 
@@ -254,6 +310,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--selected", required=True, help="selected/ directory")
     p.add_argument("--out", required=True, help="output directory (corpus/)")
     _add_download_args(p)
+    p.add_argument(
+        "--retry-failures",
+        action="store_true",
+        help="on a finished corpus: fetch again only the rows that failed for a transient reason",
+    )
     p.set_defaults(run=_download)
 
     p = stages.add_parser(

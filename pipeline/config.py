@@ -52,7 +52,7 @@ class DownloadConfig:
     resize_only_if_bigger: bool = False
     encode_quality: int = 95  # JPEG quality of the stored (re-encoded) image
     timeout_s: int = 10  # per request (connect, and each read)
-    retries: int = 0  # extra attempts per URL after a failed one
+    retries: int = 0  # extra attempts per URL after a transient failure (timeout, connection, 5xx, 429)
     thread_count: int = 32  # download threads per shard task (network-bound, not CPU-bound)
     user_agent_token: str = "wit-clip"  # named in the User-Agent and honoured in X-Robots-Tag
     # img2dataset's default: refuse images whose X-Robots-Tag forbids AI use or indexing.
@@ -63,6 +63,15 @@ class DownloadConfig:
     # limit (JSON has no infinity); OpenCV still refuses to decode past 2**30 pixels (decode_error).
     max_image_area: float | None = 100_000_000
     max_aspect_ratio: float | None = None
+    # Where a download may connect (pipeline.netguard): loopback, private, link-local (cloud metadata),
+    # multicast, unspecified and reserved addresses are refused unless a CIDR here opens them.
+    allow_networks: tuple[str, ...] = ()  # e.g. ("127.0.0.0/8",) for a web on this machine
+    resolver: str | None = None  # "module:function" (host, port) -> addresses; None: the OS resolver
+    respect_robots_txt: bool = True  # robots.txt per origin: our token's group, else `*`
+    respect_tdmrep: bool = True  # W3C TDMRep: `tdm-reservation: 1` header, /.well-known/tdmrep.json
+    optout_timeout_s: float = 3.0  # robots.txt / tdmrep.json; unreachable means no opt-out
+    max_connections_per_host: int = 4  # per shard task: a small site is not hit by 32 threads at once
+    max_retry_after_s: float = 10.0  # a 429/503 asking for a shorter pause is waited out and tried again
     rows_per_input_shard: int = 10_000  # one Ray task per shard of selected rows
     part_target_bytes: int = 256 * 2**20  # corpus parts are cut at about this many bytes
 

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from pipeline.balance import stage_parts
 from pipeline.config import RESIZE_MODES, DownloadConfig
 from pipeline.consolidate import consolidate
+from pipeline.fetch import validate_fetch
 from pipeline.download_shard import (
     CORPUS_SCHEMA,
     FAILURE_SCHEMA,
@@ -136,6 +137,7 @@ def _validate(cfg: DownloadConfig) -> None:
         raise WitError("rows_per_input_shard, image_size, thread_count, part_target_bytes must be >= 1")
     if not 0 <= cfg.encode_quality <= 100:
         raise WitError(f"encode_quality {cfg.encode_quality} is not a JPEG quality", hint="use 0..100")
+    validate_fetch(cfg)
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,9 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     for m in markers:
         reasons.update(m["failure_reasons"])
     downloaded = sum(m["rows"] for i, m in enumerate(markers) if i not in skipped)
+    requests: Counter = Counter()
+    for m in markers:
+        requests.update(m.get("requests", {}))
     stats = {
         "stage": "download",
         "input_rows": selected_rows,
@@ -231,6 +236,7 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "shards_skipped": len(skipped),
         "seconds": round(seconds, 3),
         "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
+        "requests": dict(sorted(requests.items())),  # sent per kind: image (and redirect hops), robots, tdmrep
     }
     record = provenance("download", cfg, inputs=inputs)
     parts_written, failure_parts = consolidate(

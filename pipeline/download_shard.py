@@ -1,8 +1,9 @@
 """One download shard: a slice of selected/ through img2dataset's downloader, into our schemas.
 
-The shard runs img2dataset's own `Downloader` (urllib fetch with timeout and retries, X-Robots-Tag
-check, cv2 decode/resize/re-encode, its Parquet writer) inside the calling process, i.e. inside our
-Ray task: `img2dataset.download()` would start a logger process and a `spawn` pool for every call,
+The shard runs img2dataset's own `Downloader` (threads, cv2 decode/resize/re-encode, its Parquet
+writer) inside the calling process, i.e. inside our Ray task, with its fetch function replaced by
+pipeline.fetch's (private-address guard, robots.txt, TDMRep, X-Robots-Tag, per-host limits,
+retries of transient failures): `img2dataset.download()` would start a logger process and a `spawn` pool for every call,
 seconds of start-up per shard for no gain once Ray already spreads the shards (bench/download.py).
 
 img2dataset writes its own `key` column (shard-local ids), so our pair key travels as `wit_key`
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import DownloadConfig
+from pipeline.fetch import Fetcher, installed
 from wit import storage
 from wit.artifacts import write_json, write_parquet
 from wit.config import from_dict
@@ -62,10 +64,15 @@ FAILURE_SCHEMA = pa.schema(
 )
 
 _HTTP = re.compile(r"http error (\d{3})")
+_TAGGED = re.compile(r"^\[([a-z0-9_]+)\] ")  # pipeline.fetch's "[reason] message"
 
 
 def failure_reason(status: str | None, message: str | None) -> str:
-    """img2dataset's free-text error message -> one of a few reason classes (the raw text is kept too)."""
+    """An error message -> one of a few reason classes (the raw text is kept too): the tag our fetcher
+    puts first, else a class read from img2dataset's free text (resize errors, older corpora)."""
+    tagged = _TAGGED.match(message or "")
+    if tagged:
+        return tagged.group(1)
     text = (message or "").lower()
     http = _HTTP.search(text)
     if status == "lost":
@@ -76,7 +83,7 @@ def failure_reason(status: str | None, message: str | None) -> str:
         return "redirect_loop"
     if http:
         code = int(http.group(1))
-        return "http_404" if code == 404 else "http_5xx" if code >= 500 else "http_4xx"
+        return {404: "http_404", 429: "http_429"}.get(code, "http_5xx" if code >= 500 else "http_4xx")
     if "timed out" in text or "timeout" in text:
         return "timeout"
     if "decoding error" in text or "cannot identify image" in text:
@@ -119,8 +126,11 @@ def read_sources(sources: list[tuple[str, int, int]]) -> pa.Table:
     )
 
 
-def run_img2dataset(selected: pa.Table, work: Path, shard: int, cfg: DownloadConfig) -> list[Path]:
-    """img2dataset's Downloader over `selected` in this process; returns the Parquet files it wrote."""
+def run_img2dataset(
+    selected: pa.Table, work: Path, shard: int, cfg: DownloadConfig
+) -> tuple[list[Path], dict[str, int]]:
+    """img2dataset's Downloader over `selected` in this process, fetching through pipeline.fetch;
+    returns the Parquet files it wrote and the requests sent per kind (image, robots, tdmrep)."""
     # albumentations (imported by img2dataset) checks for updates over the network at import time.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     from img2dataset.downloader import Downloader  # heavy (cv2, albumentations): only shard tasks need it
@@ -161,9 +171,11 @@ def run_img2dataset(selected: pa.Table, work: Path, shard: int, cfg: DownloadCon
         user_agent_token=cfg.user_agent_token,
         disallowed_header_directives=directives or None,
     )
+    fetcher = Fetcher(cfg)
     # download_shard (not __call__, which swallows errors): a failing shard fails its Ray task.
-    downloader.download_shard((shard, str(feather)))
-    return sorted(out.glob("*.parquet"))
+    with installed(fetcher):
+        downloader.download_shard((shard, str(feather)))
+    return sorted(out.glob("*.parquet")), dict(sorted(fetcher.requests.items()))
 
 
 def split_results(selected: pa.Table, results: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -225,7 +237,7 @@ def download_shard(
     work.mkdir(parents=True)
     start = time.time()
     selected = read_sources(sources)
-    outputs = run_img2dataset(selected, work, shard, cfg)
+    outputs, requests = run_img2dataset(selected, work, shard, cfg)
     if selected.num_rows and not outputs:
         raise RuntimeError(f"img2dataset wrote nothing for shard {shard}; rerun to retry the shard")
     if outputs:
@@ -249,6 +261,7 @@ def download_shard(
         "corpus_rows": corpus.num_rows,
         "failure_rows": failures.num_rows,
         "failure_reasons": dict(Counter(failures["reason"].to_pylist())),
+        "requests": requests,  # per kind: what the opt-out checks cost besides the images
         "seconds": round(time.time() - start, 3),
     }
     write_json(marker, storage.join(root, SHARD_MARKERS, f"{shard:05d}.json"))

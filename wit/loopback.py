@@ -27,9 +27,10 @@ App = Callable[[str], Response]
 
 
 class LoopbackServer:
-    def __init__(self, app: App, max_requests: int = 1_000_000, port: int = 0):
+    def __init__(self, app: App, max_requests: int = 1_000_000, port: int = 0, host: str = "127.0.0.1"):
         self.app = app
         self.port = port  # 0: any free port
+        self.host = host  # another loopback address (127.0.0.2) gives tests a second, separate host
         self.max_requests = max_requests  # a bound, so a runaway client loop ends
         self.requests = 0
         self.hits: Counter[str] = Counter()  # requests per path, e.g. to prove a retry loop is bounded
@@ -69,7 +70,7 @@ class LoopbackServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()

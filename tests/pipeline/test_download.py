@@ -27,6 +27,7 @@ from tests.pipeline.helpers import image_bytes
 from wit.artifacts import mark_done, read_provenance, write_parquet
 from wit.loopback import LoopbackServer, Response
 
+LOOPBACK = ("127.0.0.0/8",)  # the guard refuses loopback unless a test opens it
 JPEG = image_bytes(640, 480)
 PNG = image_bytes(300, 600, "PNG", (10, 200, 10))
 WEBP = image_bytes(400, 200, "WEBP", (10, 10, 200))
@@ -97,7 +98,8 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
     # A tiny part target: the 10 stored images (~1 kB each) make several corpus parts.
     cfg = DownloadConfig(
         # 3 s: a fetch on a loaded 2-core CI machine can take over 1 s; /slow.jpg answers after 8 s.
-        image_size=64, timeout_s=3, thread_count=8, rows_per_input_shard=6, part_target_bytes=2_500
+        image_size=64, timeout_s=3, thread_count=8, rows_per_input_shard=6, part_target_bytes=2_500,
+        allow_networks=LOOPBACK,
     )
     with LoopbackServer(route, max_requests=500) as server:
         paths = list(SIZES) + list(FAILED)
@@ -111,9 +113,12 @@ def test_hostile_web_every_row_accounted_for(ray_local, tmp_path):
         assert counts["downloaded"] == 10 and counts["failed"] == 8, manifest
         assert len(manifest["download_shards"]) == 3  # 18 rows, 6 per shard
 
-        # One request per URL, except the redirect loop: urllib stops after 4 visits of one URL.
+        # One request per URL, except the redirect loop, stopped after 4 visits of one URL (as urllib
+        # does); and robots.txt and tdmrep.json once per origin per shard task.
         assert server.hits["/loop.jpg"] == 5
-        assert sum(server.hits.values()) == len(paths) + 4 == server.requests
+        assert server.hits["/robots.txt"] == server.hits["/.well-known/tdmrep.json"] == 3
+        assert sum(server.hits.values()) == len(paths) + 4 + 2 * 3 == server.requests
+        assert manifest["download"]["requests"] == {"image": len(paths) + 4, "robots": 3, "tdmrep": 3}
 
         parts = corpus_parts(corpus)
         assert len(parts) >= 3 and [s["file"] for s in manifest["shards"]] == [
@@ -171,7 +176,9 @@ def test_area_limit_refuses_a_huge_image_in_process(tmp_path):
     with LoopbackServer(route, max_requests=10) as server:
         make_selected(tmp_path / "selected", server.url, ["/huge.jpg", "/good.jpg"])
         part = str(tmp_path / "selected" / "part-00000.parquet")
-        cfg = DownloadConfig(image_size=64, timeout_s=5, thread_count=2, max_image_area=20_000_000)
+        cfg = DownloadConfig(
+            image_size=64, timeout_s=5, thread_count=2, max_image_area=20_000_000, allow_networks=LOOPBACK
+        )
         from wit.config import to_dict
 
         marker = download_shard(0, [(part, 0, 2)], "test", str(tmp_path / "corpus"), to_dict(cfg))
@@ -184,6 +191,9 @@ def test_failure_reasons_from_img2dataset_messages():
     assert failure_reason("failed_to_download", "HTTP Error 404: Not Found") == "http_404"
     assert failure_reason("failed_to_download", "HTTP Error 503: Service Unavailable") == "http_5xx"
     assert failure_reason("failed_to_download", "HTTP Error 403: Forbidden") == "http_4xx"
+    assert failure_reason("failed_to_download", "HTTP Error 429: Too Many Requests") == "http_429"
+    assert failure_reason("failed_to_download", "[blocked_address] x resolves to 10.0.0.5 (private)") == "blocked_address"
+    assert failure_reason("failed_to_download", "[robots_txt] timed out, said the robots.txt") == "robots_txt"
     assert failure_reason("failed_to_download", "<urlopen error timed out>") == "timeout"
     assert failure_reason("failed_to_download", "The read operation timed out") == "timeout"
     assert (

@@ -25,7 +25,7 @@ def test_run_then_inspect(ray_local, tmp_path, capsys):
             str(tmp_path / "work"),
             MatchConfig(),
             BalanceConfig(cap_per_query=5),
-            DownloadConfig(image_size=32, timeout_s=2, thread_count=4),
+            DownloadConfig(image_size=32, timeout_s=2, thread_count=4, allow_networks=("127.0.0.0/8",)),
         )
     counts = result["download"]["counts"]
     # 15 pool rows; 14 matched (mailto dropped); cat claims 5 of 12, dog and red car claim all theirs.

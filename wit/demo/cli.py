@@ -65,6 +65,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  not claimed:         {p['selected']['dropped'].get('not_claimed', 0):,}"
         f" (cap {s['config']['cap_per_query']} per query)",
         f"  download failures:   {_join(p['corpus']['failures']) or 'none'}",
+        f"  address guard:       --allow-network {' '.join(p['corpus']['config'].get('allow_networks', []))}"
+        " opened for the demo's loopback web; all other private ranges stay refused",
         f"train        {t['steps']} steps, loss {t['loss_first']:.3f} -> {t['loss_last']:.3f}",
         f"zero-shot    {ens['num_classes']} classes, {ens['n']} held-out images: top-1 {ens['top1']:.1%}"
         f" (prompt ensemble) / {single['top1']:.1%} (single prompt); chance {ens['chance']:.1%}"

@@ -89,10 +89,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         with watch.stage(f"pipeline balance (cap {cfg.cap_per_query} per query, seed {cfg.seed})"):
             pipeline.balance(str(paths["matched"]), str(paths["selected"]),
                              BalanceConfig(cap_per_query=cfg.cap_per_query, seed=cfg.seed))
-        with watch.stage("pipeline download (img2dataset)"):
+        # The address guard refuses loopback by default; the demo's web is on this machine, so the
+        # demo opens 127.0.0.0/8 (as `wit pipeline download --allow-network 127.0.0.0/8` would).
+        with watch.stage("pipeline download (img2dataset, --allow-network 127.0.0.0/8 for the demo's loopback web)"):
             manifest = pipeline.download(str(paths["selected"]), str(paths["corpus"]),
                                          DownloadConfig(image_size=cfg.image_size, timeout_s=5,
-                                                        rows_per_input_shard=cfg.rows_per_download_shard))
+                                                        rows_per_input_shard=cfg.rows_per_download_shard,
+                                                        allow_networks=DEMO_ALLOW_NETWORKS))
         requests = server.requests
 
     with watch.stage(f"train: {cfg.model} CLIP, {cfg.num_workers} Ray Train workers, {cfg.train_steps} steps"):
@@ -113,6 +116,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     summary = _summary(cfg, paths, pool_path, manifest, trained, results, watch.seconds, requests)
     write_json(summary, out / "summary.json")
     return summary
+
+
+DEMO_ALLOW_NETWORKS = ("127.0.0.0/8",)  # the demo's own web; everything else stays refused
 
 
 def _reuse_or_reset_pool(pool_path: Path, paths: dict[str, Path]) -> int:

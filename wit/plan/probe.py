@@ -141,7 +141,8 @@ def run_stages(tmp: Path, sizes: ProbeSizes, watch: Watch | None = None) -> dict
                               BalanceConfig(cap_per_query=sizes.cap_per_query, seed=sizes.seed))
         manifest = watch.time("download", pipeline.download, str(tmp / "selected"), str(tmp / "corpus"),
                               DownloadConfig(image_size=sizes.image_size, timeout_s=5,
-                                             rows_per_input_shard=sizes.rows_per_download_shard))
+                                             rows_per_input_shard=sizes.rows_per_download_shard,
+                                             allow_networks=("127.0.0.0/8",)))  # the loopback web
     items |= {"match": sizes.pool_rows, "balance": matched["output_rows"], "download": selected["output_rows"],
               "downloaded": manifest["counts"]["downloaded"]}
     runs = {}
