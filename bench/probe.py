@@ -19,6 +19,7 @@ on; the plan is told neither, so its pair counts are a prediction, not the measu
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -40,12 +41,13 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
 import queries  # noqa: E402
+from bench.common import machine  # noqa: E402
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig  # noqa: E402
 from queries.count import count_dumps  # noqa: E402
 from queries.dump import plan_units  # noqa: E402
 from queries.synth import generate  # noqa: E402
 from trainer.fit import TrainConfig, fit  # noqa: E402
-from wit.artifacts import write_parquet  # noqa: E402
+from wit.artifacts import versions, write_parquet  # noqa: E402
 from wit.demo import evalset, web  # noqa: E402
 from wit.demo.flow import EvalSet, FlowConfig, FlowPaths, run_flow  # noqa: E402
 from wit.demo.scenes import COLOURS  # noqa: E402
@@ -204,13 +206,17 @@ def main() -> None:
     ap.add_argument("sizes", choices=sorted(SIZES))
     ap.add_argument("--out", required=True, help="JSON file for the seconds and items")
     args = ap.parse_args()
+    load_before = round(os.getloadavg()[0], 2)
     started = time.perf_counter()
     ensure_ray()
     ray_init_s = time.perf_counter() - started
     sizes, probe_web = SIZES[args.sizes]
     with tempfile.TemporaryDirectory() as tmp:
         result = run_stages(Path(tmp), sizes, probe_web)
-    Path(args.out).write_text(json.dumps(result | {"ray_init_s": round(ray_init_s, 2)}, indent=1))
+    record = {"command": " ".join(["python", *sys.argv]), "machine": machine(), "versions": versions(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "load_avg_1min_before_after": [load_before, round(os.getloadavg()[0], 2)]}
+    Path(args.out).write_text(json.dumps(record | result | {"ray_init_s": round(ray_init_s, 2)}, indent=1))
 
 
 if __name__ == "__main__":

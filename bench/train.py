@@ -31,13 +31,14 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "trainer")]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
 from trainer.fit import _autocast_and_scaler, train_step  # noqa: E402
 from trainer.metrics import forward_flops, peak_flops  # noqa: E402
 from trainer.model import build_model  # noqa: E402
+from wit.artifacts import versions  # noqa: E402
 from trainer.optim import OptimConfig, build_optimizer  # noqa: E402
 
 VOCAB = 49_152
@@ -125,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if args.gpu else "cpu")
 
-    from shapes_corpus import write_corpus
+    from bench.shapes_corpus import write_corpus
     from trainer.data import read_captions
     from trainer.model import model_config
     from trainer.tokenizer import train_tokenizer
@@ -159,7 +160,7 @@ def main() -> None:
               "steps": args.steps, "precision": args.precision,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                           "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu"},
-              "figures": figures}
+              "versions": versions(), "figures": figures}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
