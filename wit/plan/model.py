@@ -238,7 +238,9 @@ def download_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Worklo
                  overhead.value * slow + cluster.node_start_s + busy, core_hours=cpu_s / 3600,
                  stored_bytes=stored, moved_bytes=fetched + stored, peak_worker_bytes=DOWNLOAD_WORKER_BYTES.value,
                  bottleneck=bottleneck, node_type=cluster.cpu.instance, nodes=nodes,
-                 figures=(rate, success, rates.source_image_bytes, overhead, NETWORK_USE, DOWNLOAD_WORKER_BYTES,
+                 # an assumed share is listed with the plan's other corpus assumptions (report.py)
+                 figures=(rate, *(() if success.assumed else (success,)), rates.source_image_bytes, overhead,
+                          NETWORK_USE, DOWNLOAD_WORKER_BYTES,
                           assumption(c.stored_image_bytes, "B", "a stored 256 px JPEG q95 + its row")))
 
 
