@@ -1,4 +1,5 @@
-"""What every benchmark writes: bench/results/<name>.json with figures, machine, date and command."""
+"""What every benchmark writes: bench/results/<name>.json with figures, machine, versions, date and command
+(tests/test_bench_results.py checks every file has them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from wit.artifacts import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -25,7 +28,7 @@ def machine(device: str = "cpu") -> dict:
 def write_result(name: str, figures: dict, device: str = "cpu", out_dir: str | None = None) -> Path:
     path = Path(out_dir or RESULTS) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"name": name, "figures": figures, "machine": machine(device),
+    record = {"name": name, "figures": figures, "machine": machine(device), "versions": versions(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(["python", *sys.argv])}
     path.write_text(json.dumps(record, indent=2) + "\n")

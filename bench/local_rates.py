@@ -4,10 +4,10 @@ The stage benches measure rates on the data a cluster run sees (COCO captions ag
 512x384 web JPEGs to 256 px). A plan of a run on this machine over the demo's loopback web needs the
 rates of that data: its short generated alt-texts against the demo's ~14k queries, its small images
 to 64 px, zero-shot on its held-out images. Each round runs, each in a fresh process with its own Ray
-(wit.plan.probe), every stage on near-empty inputs (OVERHEAD) and at the large RATES sizes; a stage's
+(bench/probe.py), every stage on near-empty inputs (OVERHEAD) and at the large RATES sizes; a stage's
 per-item cost is the difference of the two times over the difference of their items, and the figure is
 the median over rounds (the machine may be shared). Also written: this machine's speed meanwhile
-(wit.plan.probe.cpu_reference_s, before and after every round), so a later plan can scale the rates
+(bench/probe.py: cpu_reference_s, before and after every round), so a later plan can scale the rates
 to the speed of its moment; how the pool's matched pairs spread
 over queries (the query law `wit plan` balances with) and the shares of pool rows that match and that
 download, all at RATES size.
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402
-from wit.plan.probe import cpu_reference_s, run_fresh  # noqa: E402
+from bench.probe import cpu_reference_s, run_fresh  # noqa: E402
 
 PER_ITEM = {"queries": "XML MB", "match": "pool rows", "balance": "matched rows", "download": "selected URLs",
             "eval": "images (both prompt sets)"}
@@ -76,7 +76,7 @@ def main() -> None:
         "law": large["law"],
         "rounds": [{which: {k: v for k, v in run.items() if k != "law"} for which, run in r.items()} for r in rounds],
         "load_avg_1min": [round(x, 2) for x in loads],
-        # this machine's speed while the rates were measured (wit.plan.probe.cpu_reference_s): a plan made
+        # this machine's speed while the rates were measured (bench/probe.py: cpu_reference_s): a plan made
         # later scales the rates by how much faster or slower the same job runs then (bench/overheads.py)
         "cpu_reference_s": min(references),   # its best, as bench/overheads.py takes its best of a few
         "cpu_reference_s_runs": references,

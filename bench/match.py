@@ -54,6 +54,7 @@ from pipeline.config import MatchConfig  # noqa: E402
 from pipeline.match import build_automaton, find_queries_many, match_rows  # noqa: E402
 from queries.normalize import normalize, tokens  # noqa: E402
 from queries.schema import SCHEMA  # noqa: E402
+from wit.artifacts import versions  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 WORDNET = Path("/work/shared/data/wordnet/index.noun")
@@ -284,11 +285,7 @@ def main() -> None:
             "python": platform.python_version(),
             "load_avg_at_start": os.getloadavg(),
         },
-        "versions": {
-            "numpy": np.__version__,
-            "pyarrow": pa.__version__,
-            "pyahocorasick": _version("pyahocorasick"),
-        },
+        "versions": versions(),
         "text": {"coco_captions": len(coco), "wikitext_sentences": len(wiki)},
     }
     with tempfile.TemporaryDirectory(prefix="wit-bench-") as tmp_dir:

@@ -4,7 +4,7 @@ At demo size a stage's wall time is mostly start-up (Ray Data actors and their a
 img2dataset's processes, Ray Train workers, model init), so `wit plan` models every stage as
 fixed overhead + work / rate. This bench measures the fixed part the way the demo runs the stages
 (a fresh process starts Ray, then queries -> match -> balance -> download -> train -> eval), on
-inputs far smaller than the demo's (wit.plan.probe.OVERHEAD), --repeats times; per stage the fastest:
+inputs far smaller than the demo's (bench/probe.py: OVERHEAD), --repeats times; per stage the fastest:
   queries   the 5-article table-markup dump alone, with the demo's WordNet
   pipeline  a 160-row pool of the demo's loopback web, cap 20, download shards of 50 rows
   train     the tiny model at two per-worker batches (8 and 24, 10 steps each, 2 workers): the steady
@@ -13,7 +13,7 @@ inputs far smaller than the demo's (wit.plan.probe.OVERHEAD), --repeats times; p
   eval      zero-shot on 65 held-out images per class (past the in-process limit), both prompt sets
 overhead_s = stage seconds - its few items at this machine's per-item cost (bench/results/
 local_rates.json; subtracted, and recorded). Also: the seconds of a fixed CPU job
-(wit.plan.probe.cpu_reference_s), which against local_rates.json's says how fast this machine runs
+(bench/probe.py: cpu_reference_s), which against local_rates.json's says how fast this machine runs
 now; bytes per head-query candidate on the balance driver (a (hash, key) tuple in a list,
 tracemalloc); the load average before and after. On a shared machine these figures move with the
 load (tests/wit/plan/test_plan_reality.py reruns this bench next to the run it predicts).
@@ -35,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from bench.common import write_result  # noqa: E402
+from bench.common import RESULTS, write_result  # noqa: E402
+from bench.probe import OVERHEAD, cpu_reference_s, run_fresh  # noqa: E402
+from wit.plan.rates import Results  # noqa: E402
 
 
 def candidate_bytes(n: int = 100_000) -> float:
@@ -58,10 +60,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="near-empty runs, each in a fresh process")
     args = ap.parse_args()
 
-    from wit.plan.probe import OVERHEAD, cpu_reference_s, run_fresh
-    from wit.plan.rates import Results
-
-    local = Results().load("local_rates.json")["figures"]      # this machine's per-item costs, to subtract
+    local = Results(RESULTS).load("local_rates.json")["figures"]   # this machine's per-item costs, to subtract
     cores = os.cpu_count() or 1
     reference_s = cpu_reference_s()
     load_before = os.getloadavg()[0]
@@ -93,7 +92,7 @@ def main() -> None:
         "work_subtracted_s": {k: round(v, 3) for k, v in work.items()},
         "rates_subtracted": "bench/results/local_rates.json: figures.seconds_per_item",
         "balance_candidate_bytes": candidate_bytes(),
-        "cpu_reference_s": reference_s,       # wit.plan.probe.cpu_reference_s, before the runs
+        "cpu_reference_s": reference_s,       # bench/probe.py: cpu_reference_s, before the runs
         "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }, out_dir=args.out_dir)
 

@@ -29,6 +29,8 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE.parent)]
 
+from wit.artifacts import versions  # noqa: E402
+
 ENWIKI_XML_BYTES = 95e9  # pages-articles, uncompressed
 PROJECTED_CORES = 32
 
@@ -176,6 +178,7 @@ def main() -> None:
                   "files": [Path(p).name for p in dumps], "range_mb": args.range_mb},
         "target_mb_s_per_core": 5,
         "figures": figures,
+        "versions": versions(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

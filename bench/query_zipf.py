@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402
+from pipeline.match import build_automaton, find_queries  # noqa: E402
 
 SHARED = Path("/work/shared/data")
 
@@ -43,6 +45,18 @@ def captions() -> tuple[list[str], list[str]]:
     return [t for t in seen if t], used
 
 
+def match_counts(captions: list[str], queries) -> tuple[Counter, Counter]:
+    """(pairs per query id, captions per number-of-queries-matched) from the real matcher."""
+    automaton = build_automaton(queries)
+    per_query: Counter = Counter()
+    per_caption: Counter = Counter()
+    for caption in captions:
+        ids = find_queries(automaton, caption)
+        per_query.update(ids)
+        per_caption[len(ids)] += 1
+    return per_query, per_caption
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", default=None)
@@ -52,7 +66,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     import queries
-    from wit.plan.balance_sim import fit_zipf, match_counts
+    from wit.plan.balance_sim import fit_zipf
 
     cfg = queries.demo_config()
     if (SHARED / "wordnet" / "index.noun").is_file():

@@ -3,7 +3,7 @@ same plans (wit.plan.build_plan on bench/results/*.json), none is typed by hand.
 
     python bench/scaling.py [--check-run RUN.json --check-results DIR] [--out SCALING.md]
 
---check-run: the JSON of `python -m wit.plan.probe plan-check --out RUN.json` measured on this
+--check-run: the JSON of `python bench/probe.py plan-check --out RUN.json` measured on this
 machine; its stage seconds go in the reality-check section next to `wit plan plan-check --results
 DIR`, where DIR holds the bench/overheads.py result measured just before it (as
 tests/wit/plan/test_plan_reality.py does).
@@ -126,8 +126,11 @@ def _decode_cores(p) -> float:
 
 def reality(run: str | None, results: str | None) -> str:
     if not run:
-        return ("Run `python -m wit.plan.probe plan-check --out RUN.json`, then `wit plan plan-check --compare "
-                "RUN.json`; tests/wit/plan/test_plan_reality.py does both and asserts the agreement.")
+        return ("Not measured since the check moved to an unseen web. Run "
+                "`WIT_PLAN_CHECK_KEEP=DIR pytest tests/wit/plan/test_plan_reality.py` on a quiet machine, copy DIR/run.json "
+                "to bench/results/plan_check_run.json, then `python bench/scaling.py --check-run "
+                "bench/results/plan_check_run.json --check-results DIR/results` (by hand: `python bench/probe.py "
+                "plan-check --out RUN.json`, then `wit plan plan-check --compare RUN.json`).")
     args = f"plan-check --compare {run}" + (f" --results {results}" if results else "")
     text = wit_plan(args)
     return f"`wit plan {args}`:\n\n" + text.split("### Predicted vs measured", 1)[1].strip()

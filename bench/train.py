@@ -40,7 +40,7 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "trainer")]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
@@ -50,6 +50,7 @@ from trainer.metrics import mfu, peak_flops  # noqa: E402
 from trainer.model import build_model, model_config  # noqa: E402
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower  # noqa: E402
 from trainer.tokenizer import train_tokenizer  # noqa: E402
+from wit.artifacts import versions  # noqa: E402
 
 VOCAB = 49_152
 
@@ -164,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if args.gpu else "cpu")
 
-    from shapes_corpus import write_corpus
+    from bench.shapes_corpus import write_corpus
 
     figures: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,7 +203,7 @@ def main() -> None:
               "gpu_decode": args.gpu_decode,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                           "device": torch.cuda.get_device_name() if args.gpu else platform.processor() or "cpu"},
-              "figures": figures}
+              "versions": versions(), "figures": figures}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}

@@ -59,6 +59,8 @@ def test_training_and_zero_shot_ran(demo):
     assert t["steps"] == 12 and Path(t["checkpoint"]).exists()
     z = summary["zeroshot"]["ensemble"]
     assert z["num_classes"] == 8 and z["n"] == 32 and z["chance"] == pytest.approx(1 / 8)
+    # Bounds only: 12 smoke steps do not learn colours (measured 2026-12-07: top-1 18.8% ensemble, 1.5x
+    # chance; 40 steps of 16 per worker: 15.6%); `wit demo`'s 300 steps of 64 reach 95% (BENCHMARKS.md).
     assert 0.0 <= z["top1"] <= z["top5"] <= 1.0
     text = format_summary(summary)
     assert "zero-shot" in text and "downloaded" in text and str(out) in text

@@ -43,6 +43,17 @@ def test_pool_has_every_kind_of_bad_row_and_is_deterministic():
     assert len(set(zip(urls, table.column("caption").to_pylist()))) == 2_000 - kinds["duplicate"]
 
 
+def test_another_bad_row_mix_changes_the_pool_as_asked():
+    mix = {"missing": 0.30, "bad_url": 0.10}
+    table = web.pool("http://127.0.0.1:9", 2_000, seed=1, shares=mix)
+    urls = table.column("url").to_pylist()
+    assert 0.25 < sum("/missing/" in u for u in urls) / 2_000 < 0.35
+    assert 0.07 < sum(not u.startswith("http") for u in urls) / 2_000 < 0.13
+    assert not any("/broken/" in u or "/noai/" in u for u in urls)
+    with pytest.raises(ValueError):
+        web.pool("http://127.0.0.1:9", 10, seed=1, shares={"lost": 0.1})
+
+
 def test_server_answers_each_kind_of_url():
     with LoopbackServer(web.app(seed=0)) as server:
         def get(path):
@@ -66,14 +77,12 @@ def test_server_answers_each_kind_of_url():
 
 
 def test_a_large_pool_repeats_its_rows_on_mirror_urls_that_serve_the_same_resource():
-    from wit.plan.probe import pool_table
+    from bench.probe import ProbeWeb, pool_table
 
     with LoopbackServer(web.app(seed=0)) as server:
-        table = pool_table(server.url, 25, seed=0)
+        table = pool_table(server.url, 25)
         assert table.equals(web.pool(server.url, 25, seed=0))             # small pools are the web's own
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("wit.plan.probe.BASE_POOL_ROWS", 10)
-            mirrored = pool_table(server.url, 25, seed=0)
+        mirrored = pool_table(server.url, 25, ProbeWeb(distinct_rows=10))
         urls, captions = mirrored["url"].to_pylist(), mirrored["caption"].to_pylist()
         assert len(set(urls)) == 25 and captions[12] == captions[2] and urls[12] == urls[2] + "?mirror=1"
         with urllib.request.urlopen(server.url + "/img/3.jpg", timeout=5) as a, \

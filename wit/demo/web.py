@@ -30,7 +30,7 @@ BAD_ROW_SHARES: dict[str, float] = {
     "duplicate": 0.02,  # the same (url, text) again
 }
 IMAGE_FORMATS = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-# An optional ?mirror=N: the same resource on another URL, as CDNs and image hosts serve it (wit/plan/probe.py
+# An optional ?mirror=N: the same resource on another URL, as CDNs and image hosts serve it (bench/probe.py
 # makes large pools of mirrors without generating a caption per row).
 _PATH = re.compile(r"^/(img|missing|error|page|broken|noai)/(\d+)\.(jpg|png|webp|html)(?:\?mirror=\d+)?$")
 
@@ -61,22 +61,25 @@ def app(seed: int):
     return handle
 
 
-def row_kind(seed: int, row: int) -> str:
+def row_kind(seed: int, row: int, shares: dict[str, float] = BAD_ROW_SHARES) -> str:
     """The kind of pool row `row` ("good" or a key of BAD_ROW_SHARES), fixed by (seed, row)."""
     u = np.random.default_rng([seed, row, 2]).random()
-    for kind, share in BAD_ROW_SHARES.items():
+    for kind, share in shares.items():
         if u < share:
             return kind
         u -= share
     return "good"
 
 
-def pool(base_url: str, rows: int, seed: int) -> pa.Table:
-    """`rows` pool rows (url, caption) for the server at `base_url`, deterministic in seed."""
+def pool(base_url: str, rows: int, seed: int, shares: dict[str, float] = BAD_ROW_SHARES) -> pa.Table:
+    """`rows` pool rows (url, caption) for the server at `base_url`, deterministic in seed; `shares`:
+    another mix of bad rows (kinds of BAD_ROW_SHARES), for a web whose mix a plan was not told."""
+    if set(shares) - set(BAD_ROW_SHARES) or sum(shares.values()) > 1:
+        raise ValueError(f"bad-row shares must be kinds of {sorted(BAD_ROW_SHARES)} summing to at most 1")
     urls: list[str] = []
     captions: list[str] = []
     for row in range(rows):
-        kind = row_kind(seed, row)
+        kind = row_kind(seed, row, shares)
         if kind == "duplicate" and urls:
             urls.append(urls[row // 2])
             captions.append(captions[row // 2])

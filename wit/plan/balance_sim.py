@@ -13,7 +13,6 @@ independently from the law; a repeat collapses (a pair holds a query once, as th
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -43,20 +42,6 @@ def fit_zipf(counts: Iterable[int], min_count: int = 2) -> ZipfFit:
     residual = y - (slope * x + intercept)
     r2 = 1 - residual.var() / y.var() if y.var() > 0 else 1.0
     return ZipfFit(float(-slope), float(r2), int(ranked.size), min_count)
-
-
-def match_counts(captions: list[str], queries) -> tuple[Counter, Counter]:
-    """(pairs per query id, captions per number-of-queries-matched) from the real matcher."""
-    from pipeline.match import build_automaton, find_queries
-
-    automaton = build_automaton(queries)
-    per_query: Counter = Counter()
-    per_caption: Counter = Counter()
-    for caption in captions:
-        ids = find_queries(automaton, caption)
-        per_query.update(ids)
-        per_caption[len(ids)] += 1
-    return per_query, per_caption
 
 
 @dataclass(frozen=True)
@@ -103,7 +88,7 @@ class PairModel:
 
     @classmethod
     def from_law(cls, law: dict, cap: int) -> "PairModel":
-        """`measured` from wit.plan.probe.query_law's lines ("pairs id id ...")."""
+        """`measured` from bench/probe.py: query_law's lines ("pairs id id ...")."""
         rows = [[int(x) for x in line.split()] for line in law["pairs_and_query_ids"]]
         return cls.measured([r[1:] for r in rows], [r[0] for r in rows], cap)
 
@@ -111,7 +96,7 @@ class PairModel:
     def measured(cls, query_sets: list[list[int]], counts: list[int], cap: int) -> "PairModel":
         """The law as measured on a pool: its distinct sets of matched query ids, each with how many
         pairs carried it. No Zipf fit and no independence between a pair's queries: the pairs are the
-        pool's own (wit/plan/probe.py: query_law). Used where the pool is at hand (plans of the demo web)."""
+        pool's own (bench/probe.py: query_law). Used where the pool is at hand (plans of the demo web)."""
         if not query_sets or cap < 1:
             raise WitError("a measured query law needs matched pairs, and cap_per_query >= 1")
         ids = sorted({q for qs in query_sets for q in qs})

@@ -1,6 +1,6 @@
 """The plan against reality: predicted seconds per stage next to a measured run.
 
-`wit plan plan-check --compare RUN.json` (RUN.json from `python -m wit.plan.probe plan-check --out
+`wit plan plan-check --compare RUN.json` (RUN.json from `python bench/probe.py plan-check --out
 RUN.json`) prints both, as does `wit plan demo-smoke --compare OUT/summary.json` for a `wit demo
 --smoke` run; tests/wit/plan/test_plan_reality.py asserts that every stage of the plan-check run
 agrees to 30%.
@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Stage labels start with these words: a demo summary.json's (wit/demo/run.py; its "web" stage makes
-# the pool a real run gets from a crawl, so the plan has no stage for it) or a probe's (wit/plan/probe.py).
+# the pool a real run gets from a crawl, so the plan has no stage for it) or a probe's (bench/probe.py).
 DEMO_STAGES = {"queries": "queries", "pipeline match": "match", "pipeline balance": "balance",
                "pipeline download": "download", "match": "match", "balance": "balance", "download": "download",
                "train": "train", "eval": "eval"}
 # Per stage. A stage of a few seconds is mostly start-up, which moves by 1-3 s from run to run here
 # (Ray scheduling, process start): two identical smoke demos minutes apart measured balance at 3.2
-# and 8.3 s. So 30% is checked on the plan-check run, whose every stage outlasts that (wit.plan.probe).
+# and 8.3 s. So 30% is checked on the plan-check run, whose every stage outlasts that (bench/probe.py).
 RELATIVE_TOLERANCE = 0.30
 
 

@@ -22,7 +22,7 @@ from wit.plan.balance_sim import BalanceSim, PairModel
 from wit.plan.config import Cluster, PlanConfig
 from wit.plan.rates import Figure, Rates, assumption
 from wit.plan.training import (
-    USABLE_GPU_MEMORY, allreduce_bandwidth, gpu_memory, gpus_needed, model_facts, step_time,
+    USABLE_GPU_MEMORY, MemoryRates, allreduce_bandwidth, gpu_memory, gpus_needed, model_facts, step_time,
 )
 
 GB = 1e9
@@ -81,6 +81,14 @@ class Plan:
         return next(s for s in self.stages if s.name == name)
 
 
+def download_success(cfg: PlanConfig, rates: Rates) -> Figure:
+    """The share of selected URLs that download: measured where the web is at hand (local plans), else
+    the plan's assumption."""
+    if rates.download_success is not None:
+        return rates.download_success
+    return assumption(cfg.corpus.download_success, "", "share of selected URLs that still serve an image")
+
+
 def workload(cfg: PlanConfig, rates: Rates) -> Workload:
     """Rows through each stage: backwards from target_pairs, or forwards from a given pool."""
     c, t = cfg.corpus, cfg.train
@@ -89,15 +97,16 @@ def workload(cfg: PlanConfig, rates: Rates) -> Workload:
     else:
         pairs = PairModel(c.queries, rates.zipf_exponent.value, rates.queries_per_pair, c.cap_per_query)
     keep = c.usable_alt_text_share * rates.match_share.value
+    success = download_success(cfg, rates)
     if c.pool_rows is not None:
         matched = c.pool_rows * keep
         selected = pairs.selected(matched)
         pool = float(c.pool_rows)
     else:
-        selected = c.target_pairs / c.download_success
+        selected = c.target_pairs / success.value
         matched = pairs.candidates_for(selected)
         pool = matched / keep
-    corpus = selected * c.download_success
+    corpus = selected * success.value
     steps = t.steps if t.steps is not None else math.ceil(t.epochs * corpus / t.global_batch)
     return Workload(c.wikipedia_xml_gb * 1000, pool, matched, selected, corpus, steps, steps * t.global_batch,
                     pairs.summarize(matched))
@@ -223,12 +232,15 @@ def download_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Worklo
     bottleneck = _bound(busy, overhead.value + cluster.node_start_s,
                         "network" if net_bound > cpu_bound else "CPU: decode + resize + re-encode")
     stored = load.corpus * c.stored_image_bytes
+    success = download_success(cfg, rates)
     return Stage("download", f"{load.selected:,.0f} URLs -> {load.corpus:,.0f} images "
-                 f"({c.download_success:.0%} succeed, assumption)",
+                 f"({success.value:.0%} succeed, {'assumption' if success.assumed else 'measured'})",
                  overhead.value * slow + cluster.node_start_s + busy, core_hours=cpu_s / 3600,
                  stored_bytes=stored, moved_bytes=fetched + stored, peak_worker_bytes=DOWNLOAD_WORKER_BYTES.value,
                  bottleneck=bottleneck, node_type=cluster.cpu.instance, nodes=nodes,
-                 figures=(rate, rates.source_image_bytes, overhead, NETWORK_USE, DOWNLOAD_WORKER_BYTES,
+                 # an assumed share is listed with the plan's other corpus assumptions (report.py)
+                 figures=(rate, *(() if success.assumed else (success,)), rates.source_image_bytes, overhead,
+                          NETWORK_USE, DOWNLOAD_WORKER_BYTES,
                           assumption(c.stored_image_bytes, "B", "a stored 256 px JPEG q95 + its row")))
 
 
@@ -259,8 +271,6 @@ def train_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workload,
     overhead = rates.overheads.seconds["train"]
     if cluster.gpu is None:
         return _cpu_train(cfg, rates, cluster, load, slow, facts, overhead)
-    from wit.plan.training import MemoryRates
-
     gpu = cluster.gpu
     memory_rates = MemoryRates(rates.bytes_per_param, rates.activation_bytes_per_sample, rates.activation_model)
     gpus = t.workers or gpu.gpus * gpu.count

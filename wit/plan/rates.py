@@ -17,7 +17,10 @@ from typing import Any
 
 from wit.errors import WitError
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
+# The bench results a plan reads: a copy of bench/results/*.json shipped as package data (written by
+# `python bench/publish_rates.py`; tests/test_bench_results.py checks the copy is current), so `wit plan`
+# needs no checkout. `--results DIR` reads another directory of the same files.
+RESULTS_DIR = Path(__file__).resolve().parent / "data" / "results"
 
 # How to (re)create each results file when it is missing.
 BENCH_COMMANDS = {
@@ -33,6 +36,7 @@ BENCH_COMMANDS = {
     "query_zipf.json": "python bench/query_zipf.py",
     "local_rates.json": "python bench/local_rates.py",
 }
+PUBLISHED = tuple(BENCH_COMMANDS)           # every file a plan reads: what bench/publish_rates.py ships
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,8 @@ class Results:
             path = self.dir / name
             if not path.is_file():
                 raise WitError(f"benchmark result {path} is missing",
-                               hint=f"run `{BENCH_COMMANDS.get(name, 'the bench that writes it')}` "
-                                    "or pass --results DIR with the results files")
+                               hint=f"run `{BENCH_COMMANDS.get(name, 'the bench that writes it')}` and "
+                                    "`python bench/publish_rates.py`, or pass --results DIR with the results files")
             try:
                 self._cache[name] = json.loads(path.read_text())
             except json.JSONDecodeError as err:
@@ -136,7 +140,8 @@ class Rates:
     # replace the stage benches' (with_local_rates), and these are set.
     download_image_size: int = 256        # the output size download_images_s_per_core was measured at
     eval_images_s_per_core: Figure | None = None   # zero-shot on CPU, both prompt sets
-    measured_law: dict | None = None      # the pool's pairs by query set (wit.plan.probe.query_law)
+    measured_law: dict | None = None      # the pool's pairs by query set (bench/probe.py: query_law)
+    download_success: Figure | None = None   # measured share of selected URLs that download (local plans)
     cpu_train_step_s: Figure | None = None   # a CPU step with the corpus streaming, at this per-worker batch:
     cpu_train_batch_per_worker: int = 0
 
@@ -227,7 +232,9 @@ def with_local_rates(rates: Rates, results_dir: str | Path = RESULTS_DIR, usable
     matched = r.figure(name, "figures.matched_share", "")
     match_share = Figure(matched.value / usable_share, "", f"{matched.source} / the plan's usable_alt_text_share")
     step = at_speed_now("figures.train_step_s", "s", is_rate=False)
-    return replace(rates, **local, match_share=match_share, download_image_size=int(figures["image_size"]),
+    downloaded = r.figure(name, "figures.downloaded_share", "")
+    return replace(rates, **local, match_share=match_share, download_success=downloaded,
+                   download_image_size=int(figures["image_size"]),
                    cpu_train_step_s=step, cpu_train_batch_per_worker=int(figures["train_batch_per_worker"]),
                    measured_law=figures["law"], queries_per_pair_source=f"bench/results/{name}: figures.law")
 

@@ -19,6 +19,10 @@ import functools
 import math
 from dataclasses import dataclass
 
+import torch
+
+from trainer.metrics import forward_flops
+from trainer.model import Bottleneck, MultiheadSelfAttention, ResidualAttentionBlock, build_model, count_parameters
 from wit.plan.rates import Figure, assumption
 
 USABLE_GPU_MEMORY = 0.9                   # CUDA context, allocator fragmentation and NCCL buffers take the rest
@@ -37,11 +41,6 @@ class ModelFacts:
 @functools.lru_cache(maxsize=32)
 def model_facts(name: str) -> ModelFacts:
     """Parameter count, FLOPs and activation proxies of a named config, counted on the meta device."""
-    import torch
-
-    from trainer.metrics import forward_flops
-    from trainer.model import Bottleneck, MultiheadSelfAttention, ResidualAttentionBlock, build_model, count_parameters
-
     with torch.device("meta"):
         clip = build_model(name)
         totals = {"all": 0, "blocks": 0}

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.balance import claim
 from wit.errors import WitError
-from wit.plan.balance_sim import PairModel, fit_zipf, match_counts, plot
+from bench.query_zipf import match_counts
+from wit.plan.balance_sim import PairModel, fit_zipf, plot
 
 K_DIST = {3: 10, 5: 20, 8: 10}          # captions by number of queries they hold
 
