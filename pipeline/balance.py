@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
-from pipeline import claimhash
+import pipeline.claimhash as claimhash
 from pipeline.claimhash import claim_hash
 from pipeline.config import BalanceConfig
 from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
-from pipeline import optout
+import pipeline.optout as optout
 from pipeline.config import DownloadConfig
 from pipeline.netguard import BlockedAddress, checked_address, connection, load_resolver, parse_networks
 
