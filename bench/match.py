@@ -250,10 +250,10 @@ def vs_metaclip(
 
 def wit(*args: str) -> tuple[float, dict]:
     start = time.perf_counter()
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "wit"), *args], check=True, capture_output=True, text=True
-    )
+    out = subprocess.run([str(Path(sys.executable).parent / "wit"), *args], capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    if out.returncode != 0:  # say why: the stage's own message, not only the exit status
+        raise RuntimeError(f"wit {' '.join(args)} exited {out.returncode}:\n{out.stderr[-4000:]}")
     return seconds, json.JSONDecoder().raw_decode(out.stdout, out.stdout.index("{"))[
         0
     ]  # Ray may print after it
@@ -271,6 +271,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=MatchConfig().batch_size)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "match.json"))
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
+    p.add_argument("--pipeline-only", action="store_true", help="only the --rows run through wit pipeline")
     a = p.parse_args()
     if a.smoke:
         a.queries, a.rows, a.per_core_rows, a.naive_texts, a.compare_texts = 20_000, 20_000, 5_000, 20, 2_000
@@ -293,38 +294,8 @@ def main() -> None:
         queries, sources = bench_queries(texts, a.queries)
         write_queries(queries, tmp / "queries.parquet")
         results["queries"] = {"total": len(queries), "by_source": sources}
-        # build_s is CPU seconds (the machine is shared); the planner reads automaton.build_s and .rss_mb
-        results["automaton"] = {
-            **automaton_memory(tmp / "queries.parquet", ours=True),
-            "metaclip": automaton_memory(tmp / "queries.parquet", ours=False),
-        }
-        print(json.dumps(results["automaton"]), flush=True)
-
-        automaton = build_automaton(pq.read_table(tmp / "queries.parquet", columns=["query_id", "query"]))
-        theirs = metaclip_automaton(queries)
-        results["vs_metaclip"] = {
-            name: vs_metaclip(
-                automaton, theirs, sample * max(1, a.compare_texts // len(sample)), a.batch_size
-            )
-            for name, sample in (("coco", coco), ("wikitext", wiki))
-        }
-        print(json.dumps(results["vs_metaclip"]), flush=True)
-        del theirs
-        per = {}
-        for name, sample in (("coco", coco), ("mixed", texts)):
-            write_pool(sample, a.per_core_rows, tmp / f"pool_{name}.parquet")
-            per[name] = per_core(automaton, tmp / f"pool_{name}.parquet", tmp / f"out_{name}.parquet")
-            print(name, json.dumps(per[name]), flush=True)
-        results["per_core"] = per
-        rng = random.Random(1)
-        sample = rng.sample(texts, a.naive_texts)
-        results["naive"] = naive(queries, sample)
-        ours = per_core_sample(automaton, sample)
-        results["naive"]["ours_on_same_sample_texts_per_s"] = ours
-        results["naive"]["speedup"] = round(ours / results["naive"]["texts_per_s"])
-        print("naive", json.dumps(results["naive"]), flush=True)
-        del automaton
-
+        if not a.pipeline_only:
+            single_process(results, a, tmp, queries, coco, wiki)
         # 1M rows through the real stages on Ray (--rows 0: the single-process figures only).
         if a.rows:
             results["pipeline"] = pipeline(texts, queries, a.rows, tmp)
@@ -333,6 +304,40 @@ def main() -> None:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {a.out}")
+
+
+def single_process(results: dict, a: argparse.Namespace, tmp: Path, queries: list[str], coco, wiki) -> None:
+    """The matcher's memory, ours vs MetaCLIP's, match_rows end to end and the naive loop, in this process."""
+    texts = coco + wiki
+    # build_s is CPU seconds (the machine is shared); the planner reads automaton.build_s and .rss_mb
+    results["automaton"] = {
+        **automaton_memory(tmp / "queries.parquet", ours=True),
+        "metaclip": automaton_memory(tmp / "queries.parquet", ours=False),
+    }
+    print(json.dumps(results["automaton"]), flush=True)
+
+    automaton = build_automaton(pq.read_table(tmp / "queries.parquet", columns=["query_id", "query"]))
+    theirs = metaclip_automaton(queries)
+    results["vs_metaclip"] = {
+        name: vs_metaclip(automaton, theirs, sample * max(1, a.compare_texts // len(sample)), a.batch_size)
+        for name, sample in (("coco", coco), ("wikitext", wiki))
+    }
+    print(json.dumps(results["vs_metaclip"]), flush=True)
+    del theirs
+    per = {}
+    for name, sample in (("coco", coco), ("mixed", texts)):
+        write_pool(sample, a.per_core_rows, tmp / f"pool_{name}.parquet")
+        per[name] = per_core(automaton, tmp / f"pool_{name}.parquet", tmp / f"out_{name}.parquet")
+        print(name, json.dumps(per[name]), flush=True)
+    results["per_core"] = per
+    rng = random.Random(1)
+    sample = rng.sample(texts, a.naive_texts)
+    results["naive"] = naive(queries, sample)
+    ours = per_core_sample(automaton, sample)
+    results["naive"]["ours_on_same_sample_texts_per_s"] = ours
+    results["naive"]["speedup"] = round(ours / results["naive"]["texts_per_s"])
+    print("naive", json.dumps(results["naive"]), flush=True)
+    del automaton
 
 
 def pipeline(texts: list[str], queries: list[str], rows: int, tmp: Path) -> dict:

@@ -6,7 +6,9 @@ block would differ from run to run. Instead, every block stages its rows into ke
 `part-00003.parquet`. Keys are hex hashes, so the ranges are balanced, and reading the parts in name
 order reads the whole stage sorted by key: the same output whatever the block layout. A stage picks
 the number of ranges from the size of its input (`num_key_ranges`), so a merge task holds about a
-fixed number of bytes however large the run.
+fixed number of bytes however large the run. The cost: every batch writes one staged file per range
+it has rows in, so with thousands of ranges the staged files get small (batches would need to grow
+with the range count, or stage through a two-level fan-out).
 
 Staged files are named by a hash of their content, so a Ray task that is retried overwrites its own
 earlier files instead of adding rows. `out_dir` may be a local path or a cloud URI (wit.storage).
