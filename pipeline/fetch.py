@@ -158,7 +158,9 @@ class Fetcher:
         self._policies: dict[tuple[str, str, int], _Policy] = {}
 
     # -- img2dataset's interface ------------------------------------------------------------------
-    def __call__(self, row, timeout=None, retries=None, user_agent_token=None, disallowed_header_directives=None):
+    def __call__(
+        self, row, timeout=None, retries=None, user_agent_token=None, disallowed_header_directives=None
+    ):
         """img2dataset's download_image_with_retry: (key, url) -> (key, BytesIO | None, error | None)."""
         key, url = row
         try:
@@ -177,7 +179,11 @@ class Fetcher:
                 return self._image_once(url)
             except Refused as err:
                 attempts -= 1
-                if err.retry_after is not None and not waited and err.retry_after <= self.cfg.max_retry_after_s:
+                if (
+                    err.retry_after is not None
+                    and not waited
+                    and err.retry_after <= self.cfg.max_retry_after_s
+                ):
                     waited = True  # the host asked for a pause: one more try once it is over
                     continue
                 if err.reason not in TRANSIENT_REASONS or attempts <= 0:
@@ -233,7 +239,9 @@ class Fetcher:
             except (TimeoutError, socket.timeout) as err:
                 raise Refused("timeout", f"{kind} {target.url}: timed out ({err})") from None
             except (OSError, http.client.HTTPException, ValueError) as err:
-                raise Refused("connection_error", f"{kind} {target.url}: {type(err).__name__}: {err}") from None
+                raise Refused(
+                    "connection_error", f"{kind} {target.url}: {type(err).__name__}: {err}"
+                ) from None
             finally:
                 conn.close()
         pause = retry_after_s(reply.headers.get("Retry-After")) if reply.status in (429, 503) else None
@@ -247,9 +255,13 @@ class Fetcher:
             return
         policy = self._policy(target)
         if self.cfg.respect_robots_txt and not optout.robots_allows(policy.robots, self.token, target.url):
-            raise Refused("robots_txt", f"robots.txt of {target.host} disallows {target.path} for {self.token}")
+            raise Refused(
+                "robots_txt", f"robots.txt of {target.host} disallows {target.path} for {self.token}"
+            )
         if self.cfg.respect_tdmrep and optout.tdmrep_reserves(policy.tdm_rules, target.path.split("?")[0]):
-            raise Refused("tdmrep_json", f"{optout.TDMREP_PATH} of {target.host} reserves TDM rights on {target.path}")
+            raise Refused(
+                "tdmrep_json", f"{optout.TDMREP_PATH} of {target.host} reserves TDM rights on {target.path}"
+            )
 
     def _policy(self, target: Target) -> _Policy:
         with self._lock:
@@ -327,10 +339,14 @@ def validate_fetch(cfg: DownloadConfig) -> None:
     try:
         parse_networks(cfg.allow_networks)
     except ValueError as err:
-        raise WitError(f"--allow-network: {err}", hint="give a CIDR such as 127.0.0.0/8 or fd00::/8") from None
+        raise WitError(
+            f"--allow-network: {err}", hint="give a CIDR such as 127.0.0.0/8 or fd00::/8"
+        ) from None
     if cfg.max_connections_per_host < 1:
         raise WitError("max_connections_per_host must be >= 1")
     try:
         load_resolver(cfg.resolver)
     except (ImportError, AttributeError, ValueError) as err:
-        raise WitError(f"resolver {cfg.resolver!r} cannot be loaded: {err}", hint="name it module:function") from None
+        raise WitError(
+            f"resolver {cfg.resolver!r} cannot be loaded: {err}", hint="name it module:function"
+        ) from None

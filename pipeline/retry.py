@@ -74,7 +74,9 @@ def transient_rows(root: str, manifest: dict, selected_dir: str) -> pa.Table:
     """The failure rows to fetch again, in selected/'s columns (query ids looked up there), by key."""
     failed = []
     for part in manifest["failure_shards"]:
-        table = storage.read_table(storage.join(root, part["file"]), columns=["key", "url", "caption", "reason"])
+        table = storage.read_table(
+            storage.join(root, part["file"]), columns=["key", "url", "caption", "reason"]
+        )
         failed.append(table.filter(pc.is_in(table["reason"], pa.array(sorted(TRANSIENT_REASONS)))))
     failed_rows = pa.concat_tables(failed) if failed else FAILURE_SCHEMA.empty_table()
     keys = failed_rows["key"]
@@ -101,7 +103,13 @@ def transient_rows(root: str, manifest: dict, selected_dir: str) -> pa.Table:
 
 
 def prepare_commit(
-    root: str, work: str, manifest: dict, shards: int, markers: list[dict], cfg: DownloadConfig, seconds: float
+    root: str,
+    work: str,
+    manifest: dict,
+    shards: int,
+    markers: list[dict],
+    cfg: DownloadConfig,
+    seconds: float,
 ) -> None:
     """Write the new parts and failures under work/out and, last, work/commit.json saying where they go."""
     retried = set(storage.read_table(storage.join(work, "input.parquet"), columns=["key"])["key"].to_pylist())
@@ -114,10 +122,15 @@ def prepare_commit(
         kept_files.append(write_parquet(kept, storage.join(work, "kept", f"{i:05d}.parquet"), {}))
     done = read_json(storage.join(root, "_SUCCESS.json"))
     rounds = manifest.get("retries", [])
-    record = {**provenance("download", done["config"], inputs=done.get("inputs")), "retry_round": len(rounds) + 1}
+    record = {
+        **provenance("download", done["config"], inputs=done.get("inputs")),
+        "retry_round": len(rounds) + 1,
+    }
     out = storage.join(work, "out")
     images = [storage.join(work, staged_name(s, "images")) for s in range(shards)]
-    failures = [str(f) for f in kept_files] + [storage.join(work, staged_name(s, "failures")) for s in range(shards)]
+    failures = [str(f) for f in kept_files] + [
+        storage.join(work, staged_name(s, "failures")) for s in range(shards)
+    ]
     new_parts, failure_parts = consolidate(
         out, images, failures, (CORPUS_SCHEMA, FAILURE_SCHEMA), record, cfg.part_target_bytes
     )

@@ -64,6 +64,7 @@ def test_training_and_zero_shot_ran(demo):
     assert 0.0 <= z["top1"] <= z["top5"] <= 1.0
     text = format_summary(summary)
     assert "zero-shot" in text and "downloaded" in text and str(out) in text
+    assert "--allow-network 127.0.0.0/8" in text  # the demo says it opened loopback for its web
 
 
 def test_rerun_reuses_stages_and_selects_the_same_keys(demo):
