@@ -39,7 +39,7 @@ Examples:
 Checking the model on your machine (about 5 minutes on 2 cores; the local presets read
 bench/results/local_rates.json, this machine's per-item costs: `python bench/local_rates.py`):
   python bench/overheads.py --out-dir R   # then copy the other bench/results/*.json into R
-  python -m wit.plan.probe plan-check --out run.json
+  python bench/probe.py plan-check --out run.json
   wit plan plan-check --results R --compare run.json
 """
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=float, help="override the epochs")
     p.add_argument("--cap", type=int, help="override cap_per_query")
     p.add_argument("--eager", action="store_true", help="use the measured eager step rate, not torch.compile's")
-    p.add_argument("--results", default=None, help="bench results directory (default: bench/results)")
+    p.add_argument("--results", default=None, help="bench results directory (default: the packaged copy of bench/results, wit/plan/data/results)")
     p.add_argument("--models", default=None,
                    help="comma-separated models for the training-memory table (default: the plan's; `all`)")
     p.add_argument("--plot", help="write a PNG of per-query pair counts before/after balancing")
@@ -102,7 +102,7 @@ def _comparison(plan, summary_path: str) -> str:
     except (OSError, json.JSONDecodeError, KeyError) as err:
         raise WitError(f"cannot read stage seconds from {summary_path}: {err}",
                        hint="pass the summary.json a `wit demo` run wrote in its --out directory, or the "
-                            "JSON of `python -m wit.plan.probe plan-check --out FILE`") from err
+                            "JSON of `python bench/probe.py plan-check --out FILE`") from err
     text = comparison_table(compare(stage_seconds(plan), measured))
     if "items" in summary:                # a probe run: it also counted the pairs of each stage
         text += "\n\n" + pairs_table(pair_counts(plan, summary))
