@@ -64,8 +64,23 @@ def corpus_rows(corpus_dir: str | Path) -> int:
     return sum(storage.num_rows(f) for f in corpus_files(corpus_dir))
 
 
-def read_captions(corpus_dir: str | Path) -> list[str]:
-    return [c for f in corpus_files(corpus_dir) for c in storage.read_table(f, columns=["caption"])["caption"].to_pylist()]
+TOKENIZER_CAPTIONS = 2_000_000   # a BPE's merges settle long before this; a paper corpus has 400M
+
+
+def read_captions(corpus_dir: str | Path, limit: int = TOKENIZER_CAPTIONS, seed: int = 0) -> list[str]:
+    """Up to `limit` captions to train the tokenizer on: parts in a seeded order, each read by row
+    group (the caption column only) until the limit, so the driver never holds a paper corpus's
+    captions; a corpus under the limit is read whole."""
+    files = corpus_files(corpus_dir)
+    captions: list[str] = []
+    for i in np.random.default_rng(seed).permutation(len(files)):
+        with storage.open_input_file(files[i]) as f:
+            part = pq.ParquetFile(f)
+            for group in range(part.num_row_groups):
+                captions += part.read_row_group(group, columns=["caption"])["caption"].to_pylist()
+                if len(captions) >= limit:
+                    return captions[:limit]
+    return captions
 
 
 def _row_rng(seed: int, epoch: int, key: str) -> np.random.Generator:

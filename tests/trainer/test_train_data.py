@@ -23,6 +23,16 @@ def test_corpus_files_ignore_failures(tmp_path):
         corpus_files(tmp_path / "nothing")
 
 
+def test_tokenizer_captions_are_bounded_and_seeded(tmp_path):
+    """The tokenizer's captions stop at the limit (the driver never holds a whole paper corpus's),
+    come from the corpus, and are the same for the same seed."""
+    corpus = write_corpus(tmp_path / "corpus", 40)
+    every = read_captions(corpus)
+    some = read_captions(corpus, limit=5, seed=3)
+    assert len(every) == 40 and len(some) == 5 and set(some) <= set(every)
+    assert read_captions(corpus, limit=5, seed=3) == some
+
+
 def test_preprocess_is_reproducible_per_epoch(tmp_path):
     tok_path = train_tokenizer(["a red circle", "a wide image"], vocab_size=300).save(tmp_path / "tok.json")
     wide = np.zeros((40, 120, 3), np.uint8)

@@ -100,6 +100,7 @@ class Cluster:
     cpu: NodeType                         # runs queries, match, balance, download, decode
     gpu: NodeType | None                  # runs training and eval; None: CPU training (local)
     node_start_s: float
+    head: NodeType | None = None          # where a submitted job's driver runs (head_node_type)
 
     @property
     def cpu_cores(self) -> int:
@@ -294,7 +295,9 @@ def load_cluster(plan: ClusterPlan) -> Cluster:
     if cpu is None:
         raise WitError(f"{path} has no CPU worker type (resources: CPU > 0, no GPU)",
                        hint="add a worker type for the corpus stages, as in cluster/aws.yaml")
-    return Cluster(data.get("cluster_name", path.stem), cpu, gpu, plan.node_start_s)
+    head_name = data.get("head_node_type")
+    head = _node_type(head_name, types[head_name]) if head_name in types else None
+    return Cluster(data.get("cluster_name", path.stem), cpu, gpu, plan.node_start_s, head)
 
 
 def _node_type(name: str, spec: dict[str, Any]) -> NodeType:
@@ -311,4 +314,4 @@ def local_cluster() -> Cluster:
     cpus = os.cpu_count() or 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     node = NodeType("local", "this machine", cpus, 0, 1, round(memory, 1), 0.0)
-    return Cluster("local", node, None, 0.0)
+    return Cluster("local", node, None, 0.0, node)

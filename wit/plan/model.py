@@ -44,6 +44,7 @@ class Stage:
     stored_bytes: float = 0.0
     moved_bytes: float = 0.0              # read + written + fetched
     peak_worker_bytes: float = 0.0
+    driver_bytes: float = 0.0             # the stage's driver process (on the head node), when measured
     bottleneck: str = ""
     node_type: str = ""
     nodes: int = 0
@@ -159,6 +160,31 @@ def queries_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workloa
                  figures=(rate, rates.dump_compression, rates.queries_peak_rss_mb, overhead, QUERY_ROW_BYTES))
 
 
+def _process_memory(rates: Rates, stage: str, rows: float) -> tuple[float, float, tuple[Figure, ...]]:
+    """(driver bytes, largest worker bytes, the figures) of a pipeline stage at `rows` input rows, from
+    bench/scale.py's laws (wit.plan.memory_law); zeros when the results hold none for the stage."""
+    laws = [rates.memory_laws.get((stage, process)) for process in ("driver", "largest worker")]
+    if None in laws:
+        return 0.0, 0.0, ()
+    driver, worker = (law.bytes_at(rows) for law in laws)
+    figures = tuple(Figure(law.bytes_at(rows), "B", f"{law.source} (rows {law.rows[0]:,.0f} -> {law.rows[1]:,.0f}: "
+                           f"{law.mib[0]:,.0f} -> {law.mib[1]:,.0f} MiB, x{law.growth:.2f}: "
+                           f"{'bounded, the largest measured peak' if law.bounded else 'grows, extrapolated'} "
+                           f"at {rows:,.0f} rows)")
+                    for law in laws)
+    return driver, worker, figures
+
+
+def _memory_bound(driver: float, worker: float, cluster: Cluster) -> str | None:
+    """A bottleneck line when a process would not fit its node."""
+    head = cluster.head or cluster.cpu
+    if head.memory_gib and driver > head.memory_gib * 2**30:
+        return f"driver memory: {driver / 2**30:,.1f} GiB on a {head.memory_gib:g} GiB head node"
+    if cluster.cpu.memory_gib and worker > cluster.cpu.memory_gib * 2**30 / max(cluster.cpu.cpus, 1):
+        return f"worker memory: {worker / 2**30:,.1f} GiB per task over a core's share of the node"
+    return None
+
+
 def match_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workload, slow: float) -> Stage:
     c, rate = cfg.corpus, rates.match_texts_s_per_core
     nodes = _cpu_nodes(cluster, load.pool_rows / 4096)                        # MatchConfig.batch_size rows a task
@@ -168,14 +194,17 @@ def match_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workload,
     busy = load.pool_rows / (rate.value * cores) * slow + build * slow
     overhead = rates.overheads.seconds["match"]
     matched_row = c.pool_row_bytes + 4 * load.balance.mean_queries_per_pair + 32     # + query_ids, key
+    driver, worker, memory = _process_memory(rates, "match", load.pool_rows)
+    worker = max(worker, rates.automaton_rss_mb.value * 1e6 * c.queries / 500_000)
     return Stage("match", f"{load.pool_rows:,.0f} pool rows against {c.queries:,} queries",
                  overhead.value * slow + cluster.node_start_s + busy, core_hours=cpu_s / 3600,
                  stored_bytes=load.matched * matched_row,
                  moved_bytes=load.pool_rows * c.pool_row_bytes + load.matched * matched_row,
-                 peak_worker_bytes=rates.automaton_rss_mb.value * 1e6 * c.queries / 500_000,
-                 bottleneck=_bound(busy, overhead.value + cluster.node_start_s, "CPU: normalize + Aho-Corasick"),
+                 peak_worker_bytes=worker, driver_bytes=driver,
+                 bottleneck=_memory_bound(driver, worker, cluster)
+                 or _bound(busy, overhead.value + cluster.node_start_s, "CPU: normalize + word-trie match"),
                  node_type=cluster.cpu.instance, nodes=nodes,
-                 figures=(rate, rates.match_share, rates.automaton_build_s, rates.automaton_rss_mb, overhead),
+                 figures=(rate, rates.match_share, rates.automaton_build_s, rates.automaton_rss_mb, *memory, overhead),
                  notes=(f"pool source: {c.pool_source}; {c.usable_alt_text_share:.0%} of rows usable (assumption) x "
                         f"{rates.match_share.value:.0%} of captions match a query (measured)",))
 
@@ -186,25 +215,22 @@ def balance_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Workloa
     cores = nodes * cluster.cpu.cpus
     cpu_s = load.matched / rate.value * slow
     busy = cpu_s / cores
-    # Pass 1b ships each block's `cap` smallest (hash, key) per head query to the driver, which merges them.
-    # A block keeps min(cap, its hits) per head query: summed over blocks, min(c_q, blocks x cap).
-    blocks = max(1.0, load.matched / BLOCK_ROWS)
-    head = sim.matched_per_query[sim.matched_per_query > c.cap_per_query]
-    candidates = float(sum(min(c_q, blocks * c.cap_per_query) for c_q in head))
-    driver = candidates * rates.balance_candidate_bytes.value
+    # Every pass keeps per-query arrays on the driver and a block or a query-id range in a task
+    # (pipeline.balance); their peaks follow the laws bench/scale.py measured.
+    driver, worker, memory = _process_memory(rates, "balance", load.matched)
     matched_row = c.pool_row_bytes + 4 * sim.mean_queries_per_pair + 32
     overhead = rates.overheads.seconds["balance"]
-    head_memory = 32 * 2**30                                                   # the head node (m7i.2xlarge)
-    bottleneck = ("driver memory: the head-query cutoff merge" if driver > head_memory
-                  else _bound(busy, overhead.value + cluster.node_start_s, "CPU: two passes over matched"))
     return Stage("balance", f"{load.matched:,.0f} matched pairs, cap {c.cap_per_query:,}",
                  overhead.value * slow + cluster.node_start_s + busy, core_hours=cpu_s / 3600,
                  stored_bytes=load.selected * (matched_row + 4),
                  moved_bytes=2 * load.matched * matched_row + load.selected * (matched_row + 4),
-                 peak_worker_bytes=driver, bottleneck=bottleneck, node_type=cluster.cpu.instance, nodes=nodes,
-                 figures=(rate, rates.balance_candidate_bytes, rates.zipf_exponent, overhead),
-                 notes=(f"peak memory is the driver's: {candidates:,.0f} (hash, key) candidates of "
-                        f"{sim.saturated_queries:,} head queries (blocks of 100k rows, an assumption)",))
+                 peak_worker_bytes=worker, driver_bytes=driver,
+                 bottleneck=_memory_bound(driver, worker, cluster)
+                 or _bound(busy, overhead.value + cluster.node_start_s, "CPU: two passes over matched"),
+                 node_type=cluster.cpu.instance, nodes=nodes,
+                 figures=(rate, rates.zipf_exponent, *memory, overhead),
+                 notes=(f"{sim.saturated_queries:,} head queries; their cutoffs are computed in tasks per "
+                        "query-id range, one row per query reaches the driver",))
 
 
 def download_rate(rates: Rates, image_size: int) -> Figure:
@@ -233,14 +259,16 @@ def download_stage(cfg: PlanConfig, rates: Rates, cluster: Cluster, load: Worklo
                         "network" if net_bound > cpu_bound else "CPU: decode + resize + re-encode")
     stored = load.corpus * c.stored_image_bytes
     success = download_success(cfg, rates)
+    driver, _, memory = _process_memory(rates, "download", load.selected)   # planning: footers, per-shard state
     return Stage("download", f"{load.selected:,.0f} URLs -> {load.corpus:,.0f} images "
                  f"({success.value:.0%} succeed, {'assumption' if success.assumed else 'measured'})",
                  overhead.value * slow + cluster.node_start_s + busy, core_hours=cpu_s / 3600,
                  stored_bytes=stored, moved_bytes=fetched + stored, peak_worker_bytes=DOWNLOAD_WORKER_BYTES.value,
-                 bottleneck=bottleneck, node_type=cluster.cpu.instance, nodes=nodes,
+                 driver_bytes=driver, bottleneck=_memory_bound(driver, DOWNLOAD_WORKER_BYTES.value, cluster) or bottleneck,
+                 node_type=cluster.cpu.instance, nodes=nodes,
                  # an assumed share is listed with the plan's other corpus assumptions (report.py)
                  figures=(rate, *(() if success.assumed else (success,)), rates.source_image_bytes, overhead,
-                          NETWORK_USE, DOWNLOAD_WORKER_BYTES,
+                          NETWORK_USE, DOWNLOAD_WORKER_BYTES, *memory[:1],
                           assumption(c.stored_image_bytes, "B", "a stored 256 px JPEG q95 + its row")))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wit.errors import WitError
+from wit.plan.memory_law import SCALE_FILE, MemoryLaw, memory_laws
 
 # The bench results a plan reads: a copy of bench/results/*.json shipped as package data (written by
 # `python bench/publish_rates.py`; tests/test_bench_results.py checks the copy is current), so `wit plan`
@@ -35,6 +36,7 @@ BENCH_COMMANDS = {
     "overheads.json": "python bench/overheads.py",
     "query_zipf.json": "python bench/query_zipf.py",
     "local_rates.json": "python bench/local_rates.py",
+    "scale.json": "python bench/scale.py --sizes 1e6,4e6,1e7",
 }
 PUBLISHED = tuple(BENCH_COMMANDS)           # every file a plan reads: what bench/publish_rates.py ships
 
@@ -121,7 +123,7 @@ class Rates:
     automaton_build_s: Figure             # 500k queries, one per actor
     automaton_rss_mb: Figure
     balance_rows_s_per_core: Figure
-    balance_candidate_bytes: Figure       # driver memory per head-query candidate (hash, key)
+    memory_laws: dict[tuple[str, str], MemoryLaw]   # (stage, "driver" | "largest worker") -> peak RSS law
     download_images_s_per_core: Figure
     source_image_bytes: Figure
     decode_images_s_per_core: Figure
@@ -166,7 +168,7 @@ def load_rates(results_dir: str | Path = RESULTS_DIR, compiled: bool = True, gpu
         automaton_build_s=r.figure(mp, either("automaton.build_s"), "s"),
         automaton_rss_mb=r.figure(mp, either("automaton.rss_mb"), "MB"),
         balance_rows_s_per_core=balance_rate,
-        balance_candidate_bytes=r.figure("overheads.json", "figures.balance_candidate_bytes", "B"),
+        memory_laws=memory_laws(r.load(SCALE_FILE), f"bench/results/{SCALE_FILE}"),
         download_images_s_per_core=r.figure(d, either("results.wit.images_per_s_per_core"), "images/s/core"),
         source_image_bytes=r.figure(d, either("input.mean_jpeg_bytes"), "B"),
         decode_images_s_per_core=_decode_rate(r, gpu),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wit.plan.model import Plan
+from wit.plan.model import Plan, Stage
 from wit.plan.rates import Figure, Rates
 from wit.plan.training import (
     USABLE_GPU_MEMORY, MemoryRates, allreduce_bandwidth, gpu_memory, gpus_needed, model_facts, similarity_bytes, step_time,
@@ -34,15 +34,21 @@ def _hours(h: float) -> str:
     return f"{h:,.0f}" if h >= 10 else f"{h:,.2f}" if h else "-"
 
 
+def _memory(s: Stage) -> str:
+    driver = size(s.driver_bytes) if s.driver_bytes else "-"
+    worker = size(s.peak_worker_bytes) if s.peak_worker_bytes else "-"
+    return f"{driver} / {worker}" if s.driver_bytes else worker
+
+
 def stage_table(plan: Plan) -> str:
     priced = any(s.cost is not None for s in plan.stages)
-    head = "| stage | work | wall | core-h | GPU-h | stored | moved | peak mem / worker | nodes | bottleneck |"
+    head = "| stage | work | wall | core-h | GPU-h | stored | moved | peak mem: driver / worker | nodes | bottleneck |"
     rows = [head + (" cost |" if priced else ""), "|" + " --- |" * (head.count("|") - 1 + priced)]
     for s in plan.stages:
         wall = "(in train)" if s.name == "ingest" else duration(s.wall_s)
         row = (f"| {s.name} | {s.work} | {wall} | {_hours(s.core_hours)} | {_hours(s.gpu_hours)} | "
                f"{size(s.stored_bytes) if s.stored_bytes else '-'} | {size(s.moved_bytes) if s.moved_bytes else '-'} | "
-               f"{size(s.peak_worker_bytes) if s.peak_worker_bytes else '-'} | {s.nodes} x {s.node_type} | {s.bottleneck} |")
+               f"{_memory(s)} | {s.nodes} x {s.node_type} | {s.bottleneck} |")
         rows.append(row + (f" {'$' + format(s.cost, ',.0f') if s.cost is not None else '-'} |" if priced else ""))
     total_cost = sum(s.cost or 0 for s in plan.stages)
     rows.append(f"| **total** | stages one after another | **{duration(plan.total_wall_s)}** | "
