@@ -85,8 +85,7 @@ def facts(plans: dict) -> dict:
         "pool": count(paper.workload.pool_rows), "matched": count(paper.workload.matched),
         "selected": count(paper.workload.selected), "saturated": f"{bal.saturated_queries:,}",
         "head_share": f"{bal.head_claims_share:.0%}",
-        "driver": size(paper.stage("balance").peak_worker_bytes),
-        "driver_10x": size(ten_same.stage("balance").peak_worker_bytes),
+        **_limits(paper),
         "need_off": need[(False, "fp16")], "need_on": need[(True, "fp16")],
         "gpus": paper.training["gpus"], "ckpt": "on" if paper.training["checkpointing"] else "off",
         "l14_mem": size(paper.training["memory"].total_bytes),
@@ -111,6 +110,25 @@ def facts(plans: dict) -> dict:
         "b32_decode_cores": f"{_decode_cores(b32):,.0f}", "ten_decode_cores": f"{_decode_cores(ten):,.0f}",
         "b32_10x_ingest": _cores_needed(plans["b32_10x"]),
     }
+
+
+def _limits(paper) -> dict:
+    """The pipeline's per-process memory (bench/scale.py's laws) and the next limit: consolidation."""
+    from wit.plan.memory_law import SCALE_FILE, memory_laws
+    from wit.plan.rates import RESULTS_DIR, Results
+    from wit.plan.report import duration, size
+
+    laws = memory_laws(Results(RESULTS_DIR).load(SCALE_FILE), SCALE_FILE)
+    growth = {f"{stage}_{'driver' if process == 'driver' else 'worker'}_growth": f"x{law.growth:.2f}"
+              for (stage, process), law in laws.items()}
+    sizes = {law.rows[1] / law.rows[0] for law in laws.values() if law.stage == "match"}
+    head = paper.cluster.head or paper.cluster.cpu
+    stored = paper.stage("download").stored_bytes
+    seconds = 2 * stored / (head.network_gbps / 8 * 1e9)            # read every staged byte, write every part
+    return {**growth, "scale_span": f"{max(sizes):.0f}x", "corpus_bytes": size(stored),
+            "head_node": f"{head.instance} ({head.network_gbps:g} Gbps)", "consolidate_time": duration(seconds),
+            "balance_driver": size(paper.stage("balance").driver_bytes),
+            "balance_worker": size(paper.stage("balance").peak_worker_bytes)}
 
 
 def _cores_needed(p) -> str:
