@@ -53,10 +53,11 @@ from pipeline.download_shard import (
 )
 from pipeline.shards import input_fingerprint
 from wit import storage
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
+from wit.artifacts import read_json, write_json
 from wit.config import to_dict
 from wit.errors import WitError
 from wit.raylocal import ensure_ray
+from wit.stage import StageRun, reuse_or_run
 
 Source = tuple[str, int, int]  # (selected part file, first row, row count)
 
@@ -198,13 +199,17 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     parts = stage_parts(selected_dir, "selected", "wit pipeline balance")
     inputs = {"selected": input_fingerprint(parts)}
     root = str(corpus_dir)
-    if is_done(root):
-        done = read_json(storage.join(root, "_SUCCESS.json"))
-        if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
-            return read_json(storage.join(root, "manifest.json"))
-        print(f"download: {corpus_dir} was made from other inputs or another config; redoing what changed")
-        storage.remove(storage.join(root, "_SUCCESS.json"))
-    storage.makedirs(root)  # a missing bucket fails here, before any work
+    # clear=None: finished shards of an interrupted or changed run are kept and checked, not redone
+    reuse_or_run(StageRun("download", root, cfg, inputs),
+                 lambda record: _download_stage(parts, str(selected_dir), root, cfg, record))
+    # Staged shards are now in the parts; the markers' facts are in the manifest.
+    storage.remove_tree(storage.join(root, SHARD_MARKERS))
+    shutil.rmtree(local_work_dir(root), ignore_errors=True)
+    return read_json(storage.join(root, "manifest.json"))
+
+
+def _download_stage(parts: list[str], selected_path: str, root: str, cfg: DownloadConfig, record: dict) -> dict:
+    """The download proper: shard tasks, consolidation, manifest.json; returns the stats."""
     ensure_ray()
     start = time.time()
     plan = plan_download(parts, root, cfg)
@@ -238,7 +243,6 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         "rows_per_s": round(downloaded / seconds, 1) if downloaded and seconds > 0 else None,
         "requests": dict(sorted(requests.items())),  # sent per kind: image (and redirect hops), robots, tdmrep
     }
-    record = provenance("download", cfg, inputs=inputs)
     parts_written, failure_parts = consolidate(
         root,
         [storage.join(root, staged_name(s, "images")) for s in range(len(plan.shards))],
@@ -248,7 +252,6 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
         cfg.part_target_bytes,
     )
     assert sum(p["rows"] for p in parts_written) == corpus_rows
-    selected_path = str(selected_dir)
     manifest = {
         **record,
         "counts": {
@@ -271,11 +274,7 @@ def download(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = DownloadC
     }
     write_json(stats, storage.join(root, "stats.json"))
     write_json(manifest, storage.join(root, "manifest.json"))
-    mark_done(root, {**record, "stats": stats})
-    # Staged shards are now in the parts; the markers' facts are in the manifest.
-    storage.remove_tree(storage.join(root, SHARD_MARKERS))
-    shutil.rmtree(local_work_dir(root), ignore_errors=True)
-    return manifest
+    return stats
 
 
 def _matched_dir(selected_dir: str) -> str:

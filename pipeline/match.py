@@ -47,9 +47,10 @@ from pipeline.shards import (
 from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
 from queries.schema import read_queries
 from wit import storage
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json
+from wit.artifacts import write_json
 from wit.config import from_dict, to_dict
 from wit.raylocal import ensure_ray
+from wit.stage import StageRun, reuse_or_run
 
 DROP_REASONS = (
     "malformed_row",
@@ -215,13 +216,19 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     files = pool_files(pool)
     queries = read_queries(queries_path)  # validate on the driver: a wrong file fails here, not in an actor
     inputs = {"pool": input_fingerprint(files), "queries": input_fingerprint([queries_path])}
-    reused = _reuse(out_dir, cfg, inputs)
-    if reused is not None:
-        return reused
-    ensure_ray()
-    storage.makedirs(out_dir)  # a missing bucket fails here, before any work
+    return reuse_or_run(StageRun("match", out_dir, cfg, inputs),
+                        lambda record: _match(files, queries.num_rows, queries_path, out_dir, cfg, record),
+                        clear=_clear)
+
+
+def _clear(out_dir: str) -> None:
     clear_outputs(out_dir)
     storage.remove_tree(storage.join(out_dir, URLS))
+
+
+def _match(files: list[str], num_queries: int, queries_path: str, out_dir: str, cfg: MatchConfig,
+           record: dict[str, Any]) -> dict:
+    ensure_ray()
     start = time.time()
     num_ranges = num_key_ranges(pool_text_bytes(files, cfg.pool), cfg.range_target_bytes)
     tallies = (
@@ -243,7 +250,6 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     counts: Counter = Counter()
     for row in tallies:
         counts[row["reason"]] += int(row["rows"])
-    record = provenance("match", cfg, inputs=inputs)
     parts = merge_staged(out_dir, record, dedupe=True)
     matched_rows = sum(p["rows"] for p in parts)
     duplicate_url_rows = count_duplicate_urls(out_dir)
@@ -257,7 +263,7 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
         "output_rows": matched_rows,
         "dropped": dropped,
         "duplicate_url_rows": duplicate_url_rows,
-        "queries": queries.num_rows,
+        "queries": num_queries,
         "key_ranges": num_ranges,
         "files": parts,
         "seconds": round(seconds, 3),
@@ -265,7 +271,6 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
     }
     assert input_rows == matched_rows + sum(dropped.values()), stats  # no row leaves without a reason
     write_json(stats, storage.join(out_dir, "stats.json"))
-    mark_done(out_dir, {**record, "stats": stats})
     return stats
 
 
@@ -287,13 +292,3 @@ def pool_text_bytes(files: list[str], cfg: PoolConfig) -> int:
                 c.total_uncompressed_size for c in columns if c.path_in_schema.split(".")[0] in wanted
             )
     return total
-
-
-def _reuse(out_dir: str, cfg: MatchConfig, inputs: dict[str, Any]) -> dict | None:
-    if not is_done(out_dir):
-        return None
-    done = read_json(storage.join(out_dir, "_SUCCESS.json"))
-    if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
-        return done["stats"]
-    print(f"match: {out_dir} was made from other inputs or another config; recomputing it")
-    return None

@@ -46,10 +46,10 @@ from trainer.optim import OptimConfig, build_optimizer, store_text_tower
 from trainer.parallel import average_replicated_grads, full_state, gradient_sync, local_param_bytes, wrap
 from trainer.tokenizer import Tokenizer, train_tokenizer
 from wit import storage as wit_storage  # `storage` names the Ray Train storage path below
-from wit.artifacts import is_done, mark_done, provenance, read_json
 from wit.config import from_dict, to_dict
 from wit.errors import WitError
 from wit.raylocal import ensure_ray
+from wit.stage import StageRun, reuse_or_run
 
 __all__ = ["TrainConfig", "fit", "train_step"]   # TrainConfig is defined in trainer/config.py
 
@@ -275,15 +275,19 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     (same config required); otherwise a new attempt starts from scratch. A finished run with the same
     config is reused either way.
     """
+    shards, total_steps = _plan(cfg)
+    # Reused when finished with the same config on the same corpus parts; clear=None: --resume needs
+    # what an interrupted attempt left.
+    return reuse_or_run(StageRun("train", cfg.run_dir, cfg, {"corpus": _corpus_digest(shards)}, result_key="result"),
+                        lambda record: _fit(cfg, resume, shards, total_steps))
+
+
+def _fit(cfg: TrainConfig, resume: bool, shards: list[Part], total_steps: int) -> dict:
+    """The training run proper; returns the summary (the marker's result)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     run_dir = rundir.local_run_dir(cfg.run_dir).resolve()    # for a URI run dir, its node-local mirror
-    shards, total_steps = _plan(cfg)
-    if is_done(cfg.run_dir):  # same config and the same corpus shards, finished: reuse
-        done = read_json(wit_storage.join(cfg.run_dir, "_SUCCESS.json"))
-        if done.get("config") == to_dict(cfg) and done.get("corpus") == _corpus_digest(shards):
-            return done["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = cfg.storage_path or (wit_storage.join(cfg.run_dir, "ray") if wit_storage.is_uri(cfg.run_dir)
                                    else str(run_dir / "ray"))
@@ -329,6 +333,4 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     summary = {"run_dir": str(run_dir), "checkpoint": str(latest), **summarize(rows),
                "metrics_path": str(jsonl), "metrics_csv": str(table), "tokenizer": str(tokenizer_path),
                "storage_path": storage}
-    summary = rundir.publish(run_dir, cfg.run_dir, summary)           # a URI run dir: upload, paths -> URI
-    mark_done(cfg.run_dir, provenance("train", cfg, result=summary, corpus=_corpus_digest(shards)))
-    return summary
+    return rundir.publish(run_dir, cfg.run_dir, summary)              # a URI run dir: upload, paths -> URI
