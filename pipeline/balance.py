@@ -37,10 +37,10 @@ from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
 from wit import storage
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json, write_parquet
-from wit.config import to_dict
+from wit.artifacts import is_done, read_json, write_json, write_parquet
 from wit.errors import WitError
 from wit.raylocal import ensure_ray
+from wit.stage import StageRun, reuse_or_run
 
 QUERY_STATS = "query_stats.parquet"  # query_id:int32, matched:int64, claimed:int64
 __all__ = ["balance", "claim", "claim_hash", "claim_rows", "count_queries", "QuerySums", "stage_parts"]
@@ -162,19 +162,20 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
         raise WitError(f"cap_per_query must be at least 1, not {cfg.cap_per_query}")
     parts = stage_parts(matched_dir, "matched", "wit pipeline match")
     inputs = {"matched": input_fingerprint(parts), "claim_hash": claimhash.NAME}
-    if is_done(out_dir):
-        done = read_json(storage.join(out_dir, "_SUCCESS.json"))
-        if done.get("config") == to_dict(cfg) and done.get("inputs") == inputs:
-            return done["stats"]
-        print(f"balance: {out_dir} was made from other inputs or another config; recomputing it")
-    ensure_ray()
-    storage.makedirs(out_dir)  # a missing bucket fails here, before any work
+    return reuse_or_run(StageRun("balance", out_dir, cfg, inputs),
+                        lambda record: _balance(parts, matched_dir, out_dir, cfg, record), clear=_clear)
+
+
+def _clear(out_dir: str) -> None:
     clear_outputs(out_dir)
     storage.remove(storage.join(out_dir, QUERY_STATS))
     storage.remove_tree(storage.join(out_dir, CUTOFFS))
+
+
+def _balance(parts: list[str], matched_dir: str, out_dir: str, cfg: BalanceConfig, record: dict) -> dict:
+    ensure_ray()
     start = time.time()
     cap, seed = cfg.cap_per_query, cfg.seed
-    record = provenance("balance", cfg, inputs=inputs)
 
     paths, filesystem = storage.for_ray_data(parts)
 
@@ -243,5 +244,4 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
     assert stats["output_rows"] == selected_rows, stats
     assert (claims == np.minimum(count, cap)).all(), "claim counts"
     write_json(stats, storage.join(out_dir, "stats.json"))
-    mark_done(out_dir, {**record, "stats": stats})
     return stats
