@@ -33,7 +33,11 @@ class MatchConfig:
     # kept columns, uncompressed): a merge task sorts at most a range's matched rows, whatever the pool size
     range_target_bytes: int = 128 * 2**20
     concurrency: int | None = None  # at most this many MatchQueries actors; None: one per CPU of the cluster
-    batch_size: int = 4096
+    batch_size: int = 4096      # rows an actor matches at once, at least
+    # A batch stages one file per key range it has rows in; batches grow with the ranges so that a staged
+    # file holds about this many rows (many tiny files made the merge, not the matching, the cost at 10M rows)
+    staged_rows_per_range: int = 4096
+    max_batch_rows: int = 262_144
 
 
 @dataclass(frozen=True)

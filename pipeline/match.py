@@ -221,6 +221,12 @@ def match(pool: tuple[str, ...], queries_path: str, out_dir: str, cfg: MatchConf
                         clear=_clear)
 
 
+def match_batch_rows(cfg: MatchConfig, num_ranges: int) -> int:
+    """Rows per actor batch: enough that each key range's staged file from it holds about
+    cfg.staged_rows_per_range rows, within [cfg.batch_size, cfg.max_batch_rows]."""
+    return max(cfg.batch_size, min(cfg.max_batch_rows, cfg.staged_rows_per_range * num_ranges))
+
+
 def _clear(out_dir: str) -> None:
     clear_outputs(out_dir)
     storage.remove_tree(storage.join(out_dir, URLS))
@@ -242,7 +248,7 @@ def _match(files: list[str], num_queries: int, queries_path: str, out_dir: str, 
                 "num_ranges": num_ranges,
             },
             batch_format="pyarrow",
-            batch_size=cfg.batch_size,
+            batch_size=match_batch_rows(cfg, num_ranges),
             concurrency=_actor_pool_size(cfg),
         )
         .take_all()

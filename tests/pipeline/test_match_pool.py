@@ -12,7 +12,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipeline.config import MatchConfig, PoolConfig
-from pipeline.match import match, pool_text_bytes, url_problem
+from pipeline.match import match, match_batch_rows, pool_text_bytes, url_problem
 from pipeline.warc import images_in_html, read_warc
 from tests.pipeline.helpers import write_pool, write_queries
 from wit.errors import WitError
@@ -150,6 +150,15 @@ def test_warc_pool(ray_local, tmp_path):
         match((str(tmp_path / "bad.warc.gz"),), queries, str(tmp_path / "x"))
 
 
+def test_batches_grow_with_the_key_ranges():
+    """Each batch stages a file per key range: batches grow so a staged file keeps about
+    staged_rows_per_range rows (10M rows in 8 ranges made 19.5k tiny files before), within bounds."""
+    cfg = MatchConfig()
+    assert match_batch_rows(cfg, 1) == cfg.batch_size
+    assert match_batch_rows(cfg, 8) == 8 * cfg.staged_rows_per_range
+    assert match_batch_rows(cfg, 10_000) == cfg.max_batch_rows
+
+
 def test_match_output_independent_of_actors_and_batches(ray_local, tmp_path):
     queries = write_queries(tmp_path / "queries.parquet", QUERIES)
     words = ["cat", "dog", "red panda", "lighthouse", "mouse"]
@@ -158,7 +167,8 @@ def test_match_output_independent_of_actors_and_batches(ray_local, tmp_path):
     outputs = []
     for concurrency, batch_size in ((1, 4096), (2, 7)):
         out = tmp_path / f"m{concurrency}"
-        cfg = MatchConfig(concurrency=concurrency, batch_size=batch_size, range_target_bytes=2000)
+        cfg = MatchConfig(concurrency=concurrency, batch_size=batch_size, range_target_bytes=2000,
+                          staged_rows_per_range=1)             # batches of batch_size rows, not grown
         stats = match((pool,), queries, str(out), cfg)
         outputs.append(
             (read_matched(out), {k: v for k, v in stats.items() if k not in ("seconds", "rows_per_s")})
