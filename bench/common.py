@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from wit.artifacts import versions
+from core.artifacts import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

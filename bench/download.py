@@ -71,7 +71,7 @@ def _bodies() -> list[bytes]:
 
 
 def _serve(port_queue, stop) -> None:
-    from wit.loopback import LoopbackServer, Response
+    from core.loopback import LoopbackServer, Response
 
     bodies = _bodies()
 
@@ -89,7 +89,7 @@ def _serve(port_queue, stop) -> None:
 
 def _selected(dir_: Path, base_url: str, n: int) -> Path:
     from pipeline.match import pair_key
-    from wit.artifacts import mark_done, write_parquet
+    from core.artifacts import mark_done, write_parquet
 
     urls = [f"{base_url}/{i}.jpg" for i in range(n)]
     texts = [f"photo number {i}" for i in range(n)]
@@ -286,7 +286,7 @@ def main() -> None:
         "checks_on_vs_off": checks,
         "load_avg_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
     }  # fmt: skip
-    from wit.artifacts import versions
+    from core.artifacts import versions
 
     report["versions"] = versions()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ configuration's samples/s, MFU, data-wait share and first/last loss.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

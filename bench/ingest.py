@@ -3,7 +3,7 @@
 A corpus as `wit pipeline download` writes it (pipeline/consolidate.py's part writer, its row groups,
 staged shards of 10,000 rows), with random, incompressible "JPEG" bytes of 10-20 kB per row, in parts
 of >= 200 MB. Both readers then play the data plan of a paper-size run (32 workers x 1,024 rows: a
-global batch spans several parts) in this one process, every file opened through wit.storage wrapped
+global batch spans several parts) in this one process, every file opened through core.storage wrapped
 in a counter of the bytes read:
 
 - whole-part (the reference: trainer/data.py before the change, kept here verbatim in spirit): each
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.consolidate import ROW_GROUP_ROWS, _PartWriter   # noqa: E402
 from trainer.data import SHUFFLE_WINDOW, corpus_parts, read_groups, step_rows  # noqa: E402
-from wit import storage                                         # noqa: E402
+from core import storage                                         # noqa: E402
 
 SCHEMA = pa.schema([("key", pa.string()), ("url", pa.string()), ("caption", pa.string()),
                     ("jpg", pa.binary())])
@@ -80,8 +80,8 @@ class _Counted(io.RawIOBase):
 
 @contextlib.contextmanager
 def count_reads():
-    """Counts the bytes and opens of every file read through wit.storage.open_input_file (Parquet
-    footers and row groups, wit.storage.read_table) while the block runs."""
+    """Counts the bytes and opens of every file read through core.storage.open_input_file (Parquet
+    footers and row groups, core.storage.read_table) while the block runs."""
     real, counter = storage.open_input_file, collections.Counter()
 
     def open_counted(path):

@@ -43,7 +43,6 @@ from collections import Counter
 from pathlib import Path
 
 import ahocorasick
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -54,7 +53,7 @@ from pipeline.config import MatchConfig  # noqa: E402
 from pipeline.match import build_automaton, find_queries_many, match_rows  # noqa: E402
 from queries.normalize import normalize, tokens  # noqa: E402
 from queries.schema import SCHEMA  # noqa: E402
-from wit.artifacts import versions  # noqa: E402
+from core.artifacts import versions  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 WORDNET = Path("/work/shared/data/wordnet/index.noun")

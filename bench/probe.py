@@ -48,13 +48,13 @@ from queries.dump import plan_units  # noqa: E402
 from queries.synth import generate  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.fit import fit  # noqa: E402
-from wit.artifacts import versions, write_parquet  # noqa: E402
+from core.artifacts import versions, write_parquet  # noqa: E402
 from wit.demo import evalset, web  # noqa: E402
 from wit.demo.flow import EvalSet, FlowConfig, FlowPaths, run_flow  # noqa: E402
 from wit.demo.scenes import COLOURS  # noqa: E402
-from wit.loopback import LoopbackServer  # noqa: E402
+from core.loopback import LoopbackServer  # noqa: E402
 from wit.plan.config import PLAN_CHECK, ProbeSizes, xml_mb  # noqa: E402
-from wit.raylocal import ensure_ray  # noqa: E402
+from core.raylocal import ensure_ray  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _train(paths: FlowPaths, sizes: ProbeSizes, batch: int, steps: int, seed: in
 def run_stages(tmp: Path, sizes: ProbeSizes, probe_web: ProbeWeb = DEMO_WEB) -> dict[str, Any]:
     """{"seconds": by stage, "items": work per stage, "train_runs": by batch, ...} of one run at `sizes`.
 
-    Ray must be started (wit.raylocal.ensure_ray) by the caller: its start-up is no stage's.
+    Ray must be started (core.raylocal.ensure_ray) by the caller: its start-up is no stage's.
     """
     watch = Watch()
     cfg = flow_config(tmp, sizes, probe_web)

@@ -29,7 +29,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE.parent)]
 
-from wit.artifacts import versions  # noqa: E402
+from core.artifacts import versions  # noqa: E402
 
 ENWIKI_XML_BYTES = 95e9  # pages-articles, uncompressed
 PROJECTED_CORES = 32

@@ -203,7 +203,7 @@ def _start_ray(cpus: int, tries: int = 4) -> None:
     """Ray gives its raylet 30 s to register; on a machine loaded far past its cores that can pass."""
     import ray
 
-    from wit.raylocal import ensure_ray
+    from core.raylocal import ensure_ray
 
     for attempt in range(tries):
         try:
@@ -225,7 +225,7 @@ def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpu
     run = work / f"run-{size}-q{num_queries}-cap{cap}"
     matched, selected, corpus = run / "matched", run / "selected", run / "corpus"
     _start_ray(cpus)
-    before = int(next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:")).split()[1]) / 1024
+    before = int(next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
     started = time.time()
     with WorkerPeaks() as workers:
         if stage == "match":

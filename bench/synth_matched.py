@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wit.artifacts import mark_done, write_parquet  # noqa: E402
+from core.artifacts import mark_done, write_parquet  # noqa: E402
 
 HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 

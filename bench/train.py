@@ -50,7 +50,7 @@ from trainer.metrics import mfu, peak_flops  # noqa: E402
 from trainer.model import build_model, model_config  # noqa: E402
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower  # noqa: E402
 from trainer.tokenizer import train_tokenizer  # noqa: E402
-from wit.artifacts import versions  # noqa: E402
+from core.artifacts import versions  # noqa: E402
 
 VOCAB = 49_152
 

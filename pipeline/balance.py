@@ -36,11 +36,11 @@ from pipeline.config import BalanceConfig
 from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes
 from pipeline.match import QUERY_IDS
 from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, stage_rows
-from wit import storage
-from wit.artifacts import is_done, read_json, write_json, write_parquet
-from wit.errors import WitError
-from wit.raylocal import ensure_ray
-from wit.stage import StageRun, reuse_or_run
+from core import storage
+from core.artifacts import is_done, read_json, write_json, write_parquet
+from core.errors import WitError
+from core.raylocal import ensure_ray
+from core.stage import StageRun, reuse_or_run
 
 QUERY_STATS = "query_stats.parquet"  # query_id:int32, matched:int64, claimed:int64
 __all__ = ["balance", "claim", "claim_hash", "claim_rows", "count_queries", "QuerySums", "stage_parts"]

@@ -1,12 +1,12 @@
 """The pipeline subcommands' input checks, run at the top of each handler before Ray starts: every
-input exists and has its contract's schema (wit.validate), every number is in range. Messages name
+input exists and has its contract's schema (core.validate), every number is in range. Messages name
 the option as the user typed it."""
 
 from __future__ import annotations
 
 import argparse
 
-from wit import storage, validate
+from core import storage, validate
 
 MATCHED_COLUMNS = ("key", "url", "text", "query_ids")
 SELECTED_COLUMNS = (*MATCHED_COLUMNS, "claimed_by")

@@ -1,6 +1,6 @@
 """Configs of the pipeline stages: frozen, typed, with defaults that mean something.
 
-They cross Ray boundaries as plain dicts (wit.config.to_dict / from_dict) and are recorded in every
+They cross Ray boundaries as plain dicts (core.config.to_dict / from_dict) and are recorded in every
 artifact, so a rerun with the same config can reuse finished work.
 """
 

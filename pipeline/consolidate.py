@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wit import storage
-from wit.artifacts import METADATA_KEY
+from core import storage
+from core.artifacts import METADATA_KEY
 
 ROW_GROUP_ROWS = 64  # ~1 MB of 256 px JPEGs: a training step reads whole row groups (trainer/data.py read_groups)
 _ROW_OVERHEAD = 64  # bytes per row besides its strings and image: ids, sizes, offsets

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.inspect import _files, _find_queries, scan, summarize
-from wit import storage
+from core import storage
 
 THUMB_PX = 160
 

@@ -31,7 +31,7 @@ import ray
 import ray.data
 
 from pipeline.claimhash import MASK, claim_hashes
-from wit import storage
+from core import storage
 
 PRUNE_SIGMAS = 6.0  # a query falls short of cap candidates with odds ~1e-9, then costs one more read
 RANGE_ROWS = 4_000_000  # candidates per reducer: ~200 MB of Arrow, sorted in one task

@@ -19,7 +19,7 @@ rerun by one check task per marked shard; failure counts come from the shards' m
 failure examples from one task per failure part. Readers should read `corpus/part-*.parquet` (a plain directory
 read by Ray Data also descends into failures/).
 
-corpus/ may be a cloud URI (wit.storage): img2dataset then works in a node-local scratch directory
+corpus/ may be a cloud URI (core.storage): img2dataset then works in a node-local scratch directory
 (its output is only read back, never kept), and the staged shards, markers and parts are written to
 the bucket directly, `_SUCCESS.json` last.
 """
@@ -52,12 +52,12 @@ from pipeline.download_shard import (
     staged_name,
 )
 from pipeline.shards import input_fingerprint
-from wit import storage
-from wit.artifacts import read_json, write_json
-from wit.config import to_dict
-from wit.errors import WitError
-from wit.raylocal import ensure_ray
-from wit.stage import StageRun, reuse_or_run
+from core import storage
+from core.artifacts import read_json, write_json
+from core.config import to_dict
+from core.errors import WitError
+from core.raylocal import ensure_ray
+from core.stage import StageRun, reuse_or_run
 
 Source = tuple[str, int, int]  # (selected part file, first row, row count)
 

@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 
 from pipeline.config import DownloadConfig
 from pipeline.fetch import Fetcher, installed
-from wit import storage
-from wit.artifacts import write_json, write_parquet
-from wit.config import from_dict
+from core import storage
+from core.artifacts import write_json, write_parquet
+from core.config import from_dict
 
 SHARD_MARKERS = "_shards"
 QUERY_IDS = pa.list_(pa.int32())

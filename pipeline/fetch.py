@@ -334,7 +334,7 @@ def installed(fetcher: Fetcher) -> Iterator[None]:
 
 def validate_fetch(cfg: DownloadConfig) -> None:
     """Bad fetch settings -> WitError before any task starts."""
-    from wit.errors import WitError
+    from core.errors import WitError
 
     try:
         parse_networks(cfg.allow_networks)

@@ -4,7 +4,7 @@ The kind is told by the columns, so a single part file works as well as a direct
 columns a summary needs are scanned; image bytes are never loaded except to show their length. Every
 figure is an aggregate computed by Polars' streaming engine: what reaches this process is a few rows
 (the top queries, the failure reasons, the samples), never the stage's rows nor one row per query.
-A cloud URI is read through our pyarrow filesystem (wit.storage) as a Polars scan of a pyarrow
+A cloud URI is read through our pyarrow filesystem (core.storage) as a Polars scan of a pyarrow
 dataset, so Polars needs no credentials or endpoint of its own.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 import pyarrow.dataset as pads
 
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 TOP = 20
 

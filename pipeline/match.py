@@ -46,11 +46,11 @@ from pipeline.shards import (
 )
 from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
 from queries.schema import read_queries
-from wit import storage
-from wit.artifacts import write_json
-from wit.config import from_dict, to_dict
-from wit.raylocal import ensure_ray
-from wit.stage import StageRun, reuse_or_run
+from core import storage
+from core.artifacts import write_json
+from core.config import from_dict, to_dict
+from core.raylocal import ensure_ray
+from core.stage import StageRun, reuse_or_run
 
 DROP_REASONS = (
     "malformed_row",

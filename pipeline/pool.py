@@ -10,7 +10,7 @@ holds an http(s) URL is read headerless, its columns named f0, f1, ..., the URL 
 one holding that URL. A line with the wrong number of fields is skipped and counted: it reaches
 match as a row whose `problem` is "malformed_row", so the stats say how many there were.
 WARC files (.warc, .warc.gz) yield every <img> of their HTML responses (pipeline.warc).
-Files and directories may be local paths or cloud URIs (wit.storage).
+Files and directories may be local paths or cloud URIs (core.storage).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 import ray.data
 
 from pipeline.config import POOL_FORMATS, TEXT_COLUMNS, URL_COLUMNS, PoolConfig
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 _EXTENSIONS = {
     ".parquet": "parquet",

@@ -33,11 +33,11 @@ from pipeline.consolidate import consolidate
 from pipeline.download import _failure_examples, _validate, plan_shards, run_shards
 from pipeline.download_shard import CORPUS_SCHEMA, FAILURE_SCHEMA, QUERY_IDS, staged_name
 from pipeline.fetch import TRANSIENT_REASONS
-from wit import storage
-from wit.artifacts import is_done, mark_done, provenance, read_json, write_json, write_parquet
-from wit.config import to_dict
-from wit.errors import WitError
-from wit.raylocal import ensure_ray
+from core import storage
+from core.artifacts import is_done, mark_done, provenance, read_json, write_json, write_parquet
+from core.config import to_dict
+from core.errors import WitError
+from core.raylocal import ensure_ray
 
 RETRY_DIR = "_retry"
 

@@ -12,7 +12,7 @@ from pipeline.balance import balance
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.download import download
 from pipeline.match import match
-from wit import storage
+from core import storage
 
 T = TypeVar("T")
 # on_stage(name, call): runs call() and returns its result; name is "match", "balance" or "download".

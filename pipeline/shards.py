@@ -11,7 +11,7 @@ it has rows in, so with thousands of ranges the staged files get small (batches 
 with the range count, or stage through a two-level fan-out).
 
 Staged files are named by a hash of their content, so a Ray task that is retried overwrites its own
-earlier files instead of adding rows. `out_dir` may be a local path or a cloud URI (wit.storage).
+earlier files instead of adding rows. `out_dir` may be a local path or a cloud URI (core.storage).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from wit import storage
-from wit.artifacts import write_parquet
+from core import storage
+from core.artifacts import write_parquet
 
 STAGING = "_staging"
 MAX_RANGES = 1 << 16  # a range is picked by the first 4 hex digits of the key

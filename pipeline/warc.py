@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 import pyarrow as pa
 from warcio.archiveiterator import ArchiveIterator
 
-from wit import storage
+from core import storage
 
 POOL_COLUMNS = ("url", "text", "page_url")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)

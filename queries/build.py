@@ -15,10 +15,10 @@ from queries.dump import index_for, plan_units
 from queries.schema import to_table
 from queries.select import cap, merge_sources, occurrences, per_source, select_bigrams
 from queries.wordnet import index_path, noun_lemmas
-from wit import storage
-from wit.artifacts import provenance, read_provenance, write_parquet
-from wit.config import to_dict
-from wit.errors import WitError
+from core import storage
+from core.artifacts import provenance, read_provenance, write_parquet
+from core.config import to_dict
+from core.errors import WitError
 
 log = logging.getLogger(__name__)
 

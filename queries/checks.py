@@ -4,8 +4,8 @@ the WordNet directory holds index.noun, the thresholds are in range, the output 
 from __future__ import annotations
 
 from queries.config import QueriesConfig
-from wit import storage, validate
-from wit.errors import WitError
+from core import storage, validate
+from core.errors import WitError
 
 BZ2_MAGIC = b"BZh"
 XML_STARTS = (b"<", b"\xef\xbb\xbf<")     # an uncompressed export: XML, perhaps after a UTF-8 BOM

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 
 from queries.config import QueriesConfig, demo_config
-from wit.errors import WitError
+from core.errors import WitError
 
 DESCRIPTION = """\
 Build the query list: the words, high-PMI bigrams and article titles frequent in English
@@ -83,7 +83,7 @@ def run_build(args: argparse.Namespace) -> int:
     from queries.build import build
     from queries.checks import check_build
     from queries.schema import read_queries
-    from wit.artifacts import read_provenance
+    from core.artifacts import read_provenance
 
     cfg = config_from_args(args)
     check_build(cfg, args.out)

@@ -41,8 +41,8 @@ class QueriesConfig:
 
 
 def vendored_data() -> Path:
-    """`wit/data/`: the small real inputs shipped with the package (see the READMEs there)."""
-    return Path(str(resources.files("wit").joinpath("data")))
+    """`queries/data/`: the small real inputs shipped with the package (see the READMEs there)."""
+    return Path(str(resources.files("queries").joinpath("data")))
 
 
 def demo_config() -> QueriesConfig:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 CHUNK = 1 << 20  # bytes read (and decompressed) at a time
 # Templates that mark a page as a disambiguation or set-index page (case-insensitive, `{{name` then
@@ -118,7 +118,7 @@ def index_for(path: str | Path) -> Path | str | None:
     """The multistream index next to a dump, when there is one:
     `…-multistream.xml.bz2` -> `…-multistream-index.txt.bz2`,
     `…-multistream1.xml-p1p41242.bz2` -> `…-multistream-index1.txt-p1p41242.bz2`.
-    A dump at a cloud URI (wit.storage) has its index looked for beside it, as a URI."""
+    A dump at a cloud URI (core.storage) has its index looked for beside it, as a URI."""
     dump_name = storage.name(path)
     if "-multistream" not in dump_name or ".xml" not in dump_name:
         return None

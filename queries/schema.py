@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.select import Query
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 SCHEMA = pa.schema(
     [

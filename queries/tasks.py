@@ -10,7 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from queries.dump import DumpStats, DumpUnit
-from wit import storage
+from core import storage
 
 
 class Progress:
@@ -71,7 +71,7 @@ def wit_errors(get: Callable[[Any], Any], refs: Any) -> Any:
     """`ray.get`, with a bad input file reported as the WitError it is, not a remote traceback."""
     import ray
 
-    from wit.errors import WitError
+    from core.errors import WitError
 
     try:
         return get(refs)

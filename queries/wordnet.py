@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from queries.normalize import normalize
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 INDEX_FILE = "index.noun"
 

@@ -33,7 +33,7 @@ def test_each_result_names_its_script_machine_and_versions(path):
         script = _script(record["command"])
         assert script and (ROOT / script).is_file(), f"{path.name}: {record['command']!r} names no bench script"
         assert isinstance(record["machine"], dict) and record["machine"], path.name
-        # Records from before the benches wrote wit.artifacts.versions() carry what their machine record held
+        # Records from before the benches wrote core.artifacts.versions() carry what their machine record held
         # (torch for the GPU and training runs; python for the match and queries benches, which never import it)
         versions = record["versions"]
         assert isinstance(versions, dict) and versions and all(isinstance(v, str) for v in versions.values()), path.name

@@ -21,10 +21,10 @@ from trainer.model import CLIP, CLIPConfig
 from trainer.parallel import load_full_state
 from trainer.rundir import local_checkpoint
 from trainer.tokenizer import Tokenizer
-from wit import storage
-from wit.artifacts import provenance, read_json, write_json
-from wit.config import from_dict, to_dict
-from wit.errors import WitError
+from core import storage
+from core.artifacts import provenance, read_json, write_json
+from core.config import from_dict, to_dict
+from core.errors import WitError
 
 
 def save(directory: Path, *, clip: CLIP, optimizer, scheduler, scaler, step: int, micro_step: int, cfg: TrainConfig,

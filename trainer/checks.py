@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from trainer.rundir import EVAL_FILES, LATEST
-from wit import storage, validate
-from wit.config import to_dict
-from wit.errors import WitError
+from core import storage, validate
+from core.config import to_dict
+from core.errors import WitError
 
 CORPUS_COLUMNS = ("key", "jpg", "caption")          # what trainer/data.py reads from each shard
 CORPUS_MAKER = "wit pipeline download"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from trainer.eval.cli import register as register_eval
 from trainer.config import PARALLEL, PRECISIONS, STATE_DTYPE_NAMES, WEIGHT_DTYPE_NAMES, TrainConfig
-from wit.errors import WitError
-from wit.options import Option, add_config_options, config_from_args
+from core.errors import WitError
+from core.options import Option, add_config_options, config_from_args
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 # `wit train`'s options: one per TrainConfig field, its type and default from the field
-# (wit.options), so a default lives only in TrainConfig. TRAIN_FIXED fields keep their default.
+# (core.options), so a default lives only in TrainConfig. TRAIN_FIXED fields keep their default.
 TRAIN_FIXED = frozenset({"betas", "eps",              # the paper's Adam constants
                          "log_every",                   # reporting cadence
                          "placement_strategy"})        # set by --spread

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wit.errors import WitError
+from core.errors import WitError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 WEIGHT_DTYPE_NAMES = ("fp32", "fp16", "bf16")   # text tower weights; trainer/optim.py maps them to torch dtypes

@@ -44,8 +44,8 @@ import torch
 from PIL import Image
 
 from trainer.tokenizer import Tokenizer
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's image statistics
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -53,7 +53,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def corpus_files(corpus_dir: str | Path) -> list[str]:
     """The corpus shards: `corpus_dir/*.parquet` only (`failures/` and other subfolders are not data).
-    corpus_dir may be a cloud URI (wit.storage); the shards are then URIs, read by every worker."""
+    corpus_dir may be a cloud URI (core.storage); the shards are then URIs, read by every worker."""
     files = storage.glob(corpus_dir, "*.parquet")
     if not files:
         raise WitError(f"no *.parquet shards in {corpus_dir}", hint="point --corpus at a `wit pipeline download` output")

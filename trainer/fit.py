@@ -45,11 +45,11 @@ from trainer.model import CLIP, build_model
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower
 from trainer.parallel import average_replicated_grads, full_state, gradient_sync, local_param_bytes, wrap
 from trainer.tokenizer import Tokenizer, train_tokenizer
-from wit import storage as wit_storage  # `storage` names the Ray Train storage path below
-from wit.config import from_dict, to_dict
-from wit.errors import WitError
-from wit.raylocal import ensure_ray
-from wit.stage import StageRun, reuse_or_run
+from core import storage as wit_storage  # `storage` names the Ray Train storage path below
+from core.config import from_dict, to_dict
+from core.errors import WitError
+from core.raylocal import ensure_ray
+from core.stage import StageRun, reuse_or_run
 
 __all__ = ["TrainConfig", "fit", "train_step"]   # TrainConfig is defined in trainer/config.py
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from trainer.model import build_model
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 METRICS_FILE = "metrics.jsonl"
 

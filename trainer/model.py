@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from wit.errors import WitError
+from core.errors import WitError
 
 
 @dataclass(frozen=True)

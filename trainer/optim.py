@@ -12,7 +12,7 @@ from torch import nn
 
 from trainer.config import STATE_DTYPE_NAMES, WEIGHT_DTYPE_NAMES
 from trainer.half_adam import HalfStateAdamW
-from wit.errors import WitError
+from core.errors import WitError
 
 STATE_DTYPES = STATE_DTYPE_NAMES
 WEIGHT_DTYPES = dict(zip(WEIGHT_DTYPE_NAMES, (torch.float32, torch.float16, torch.bfloat16)))

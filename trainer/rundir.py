@@ -1,7 +1,7 @@
 """A run dir at a cloud URI: what lives where when `wit train --run-dir s3://...`.
 
 Ray Train writes its checkpoints to the storage path itself (`run_dir/ray` by default, a URI when
-run_dir is one; the pyarrow filesystem from wit.storage is handed to RunConfig), so a resume needs
+run_dir is one; the pyarrow filesystem from core.storage is handed to RunConfig), so a resume needs
 only the bucket. Files that are appended to while training runs (rank 0's live metrics.jsonl, which
 the driver's progress bar reads) cannot be appended to an object, so they go to a node-local mirror
 (`local_run_dir`), and `publish` uploads the finished run (tokenizer, metrics, checkpoints/latest)
@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 MIRRORED = ("tokenizer.json", "metrics.jsonl", "metrics.csv")
 LATEST = ("checkpoints", "latest")

@@ -22,7 +22,7 @@ import numpy as np
 import tokenizers
 from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 
-from wit.errors import WitError
+from core.errors import WitError
 
 SOS, EOS = "<start_of_text>", "<end_of_text>"
 CONTEXT_LENGTH = 77

@@ -2,7 +2,7 @@
 
 Every stage module exposes `register(subparsers)`, which adds its subcommand and sets
 `run=<function(args) -> int>` as the parser default; this file only wires them together and turns
-user errors into messages with exit codes (see wit.errors).
+user errors into messages with exit codes (see core.errors).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from wit.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, WitError
+from core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, WitError
 
 DESCRIPTION = """\
 Build a WIT-style image-text corpus from the web, guided by Wikipedia, then train CLIP on it.
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wit: interrupted; finished shards are kept, rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the top level reports, it does not hide
-        from wit.storage import as_wit_error
+        from core.storage import as_wit_error
 
         # A missing bucket or missing credentials can surface deep inside a Ray task: still bad input.
         user_error = as_wit_error(err) if isinstance(err, OSError) else None

@@ -68,7 +68,7 @@ def test_cloud_config_shape(name):
     assert 0 < config["idle_timeout_minutes"] <= 60
 
     # The project is on every node and installed from there.
-    [(remote, local)] = [(r, l) for r, l in config["file_mounts"].items() if l == "."]
+    [(remote, local)] = [(r, src) for r, src in config["file_mounts"].items() if src == "."]
     assert (REPO / local).resolve() == REPO
     assert any("pip install" in c and remote in c for c in config["setup_commands"])
 

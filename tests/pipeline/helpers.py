@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from wit.loopback import Response
+from core.loopback import Response
 
 
 # `wit pipeline` flags for tiny images, a short timeout and few threads: the loopback server answers at

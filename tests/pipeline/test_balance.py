@@ -18,7 +18,7 @@ from pipeline.balance import QuerySums, balance, claim, claim_hash, claim_rows
 from pipeline.cutoffs import head_candidates, head_cutoffs, plan_heads, range_cutoffs
 from pipeline.config import BalanceConfig
 from pipeline.match import pair_key
-from wit.artifacts import mark_done, write_parquet
+from core.artifacts import mark_done, write_parquet
 
 
 def make_matched(out_dir, pairs: dict[str, list[int]], files: int = 3) -> None:

@@ -12,9 +12,9 @@ from pipeline.balance import balance
 from pipeline.config import BalanceConfig, MatchConfig
 from pipeline.match import match
 from tests.pipeline.helpers import SMALL_IMAGES, cat_pool, cat_web, write_pool, write_queries
-from wit import storage
+from core import storage
 from wit.cli import main
-from wit.loopback import LoopbackServer
+from core.loopback import LoopbackServer
 
 
 

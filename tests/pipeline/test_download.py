@@ -24,8 +24,8 @@ from pipeline.download import download
 from pipeline.download_shard import CORPUS_SCHEMA, download_shard, failure_reason
 from pipeline.match import pair_key
 from tests.pipeline.helpers import image_bytes
-from wit.artifacts import mark_done, read_provenance, write_parquet
-from wit.loopback import LoopbackServer, Response
+from core.artifacts import mark_done, read_provenance, write_parquet
+from core.loopback import LoopbackServer, Response
 
 LOOPBACK = ("127.0.0.0/8",)  # the guard refuses loopback unless a test opens it
 JPEG = image_bytes(640, 480)
@@ -179,7 +179,7 @@ def test_area_limit_refuses_a_huge_image_in_process(tmp_path):
         cfg = DownloadConfig(
             image_size=64, timeout_s=5, thread_count=2, max_image_area=20_000_000, allow_networks=LOOPBACK
         )
-        from wit.config import to_dict
+        from core.config import to_dict
 
         marker = download_shard(0, [(part, 0, 2)], "test", str(tmp_path / "corpus"), to_dict(cfg))
     assert (marker["corpus_rows"], marker["failure_reasons"]) == (1, {"too_large": 1})

@@ -17,8 +17,8 @@ from pipeline.netguard import parse_networks, refusal
 from tests.pipeline.helpers import JPEG, cat_web
 from tests.pipeline.test_download import make_selected
 from tests.pipeline.test_download_resume import run_env
-from wit.config import to_dict
-from wit.loopback import LoopbackServer, Response
+from core.config import to_dict
+from core.loopback import LoopbackServer, Response
 
 LOOPBACK = ("127.0.0.0/8",)
 TEST_NAMES = {"images.test": "127.0.0.1"}  # a public-looking name whose DNS answer is loopback

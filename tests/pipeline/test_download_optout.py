@@ -15,7 +15,7 @@ from pipeline.fetch import Fetcher, Refused, retry_after_s
 from pipeline.optout import TdmRule, header_reserves, parse_robots, parse_tdmrep, robots_allows, tdmrep_reserves
 from tests.pipeline.helpers import JPEG
 from tests.pipeline.test_download_guard import run_shard
-from wit.loopback import LoopbackServer, Response
+from core.loopback import LoopbackServer, Response
 
 LOOPBACK = ("127.0.0.0/8",)
 ROBOTS = "User-agent: wit-clip\nDisallow: /private/\n\nUser-agent: *\nDisallow: /\n"

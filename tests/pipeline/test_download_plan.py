@@ -18,8 +18,8 @@ from pipeline.download import (
 )
 from tests.pipeline.helpers import image_bytes
 from tests.pipeline.test_download import make_selected
-from wit import storage
-from wit.loopback import LoopbackServer, Response
+from core import storage
+from core.loopback import LoopbackServer, Response
 
 ROWS, ROWS_PER_SHARD = 12, 4
 

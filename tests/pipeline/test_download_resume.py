@@ -18,7 +18,7 @@ import pytest
 
 from tests.pipeline.helpers import image_bytes
 from tests.pipeline.test_download import make_selected
-from wit.loopback import LoopbackServer, Response
+from core.loopback import LoopbackServer, Response
 
 ROWS, ROWS_PER_SHARD = 20, 4  # 5 download shards
 DELAY_S = 0.4  # per image, one download thread per shard: a shard takes ~2 s

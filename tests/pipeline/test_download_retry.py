@@ -25,7 +25,7 @@ from pipeline.retry import retry_failures
 from tests.pipeline.helpers import image_bytes
 from tests.pipeline.test_download import make_selected
 from tests.pipeline.test_download_resume import run_env, session_processes, wait_quiet
-from wit.loopback import LoopbackServer, Response
+from core.loopback import LoopbackServer, Response
 
 JPEG = image_bytes(80, 60)
 LOOPBACK = ("127.0.0.0/8",)

@@ -12,7 +12,7 @@ import pytest
 from pipeline.config import MatchConfig, PoolConfig
 from pipeline.match import build_automaton, find_queries, match, pair_key
 from tests.pipeline.helpers import write_pool, write_queries
-from wit.errors import WitError
+from core.errors import WitError
 
 QUERIES = ["cat", "new york", "york city", "new york city", "café", "x-ray", "dog"]
 QID = {q: i for i, q in enumerate(QUERIES)}

@@ -15,7 +15,7 @@ from pipeline.config import MatchConfig, PoolConfig
 from pipeline.match import match, match_batch_rows, pool_text_bytes, url_problem
 from pipeline.warc import images_in_html, read_warc
 from tests.pipeline.helpers import write_pool, write_queries
-from wit.errors import WitError
+from core.errors import WitError
 
 QUERIES = ["cat", "dog", "red panda", "lighthouse"]
 

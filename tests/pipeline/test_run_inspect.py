@@ -11,7 +11,7 @@ from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.inspect import format_summary, summarize
 from tests.pipeline.helpers import SMALL_IMAGES, cat_pool, cat_web
 from wit.cli import main
-from wit.loopback import LoopbackServer
+from core.loopback import LoopbackServer
 
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the vendored demo inputs (wit/data), and small bad inputs written per test."""
+"""Shared fixtures: the vendored demo inputs (queries/data), and small bad inputs written per test."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 
 from queries.count import FileCounts, count_file
 from queries.dump import DumpStats, is_disambiguation, iter_pages
-from wit.errors import WitError
+from core.errors import WitError
 
 
 @pytest.fixture(scope="module")

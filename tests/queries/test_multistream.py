@@ -16,7 +16,7 @@ from queries.count import count_dumps, count_phrases, count_phrases_in_texts, co
 from queries.dump import DumpStats, DumpUnit, index_for, iter_pages, plan_units, stream_offsets
 from queries.select import selectable_bigram
 from queries.synth import generate, write_multistream
-from wit.errors import WitError
+from core.errors import WitError
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_malformed_xml_in_a_range_names_file_range_line_and_page(excerpt: str, t
 def test_build_output_does_not_depend_on_the_split(synth: list[str], demo, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from wit.artifacts import read_provenance
+    from core.artifacts import read_provenance
 
     cfg = dataclasses.replace(demo, dumps=tuple(synth[:1]), stream_range_bytes=20_000, bigram_partitions=5)
     fine = build(cfg, tmp_path / "fine.parquet", use_ray=False, progress=False)

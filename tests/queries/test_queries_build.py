@@ -14,8 +14,8 @@ import pytest
 from queries import build, read_queries
 from queries.schema import SCHEMA
 from queries.select import Query, cap, per_source, rank
-from wit.artifacts import read_provenance
-from wit.errors import WitError
+from core.artifacts import read_provenance
+from core.errors import WitError
 
 
 @pytest.fixture(scope="module")

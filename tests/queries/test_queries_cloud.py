@@ -12,8 +12,8 @@ import pytest
 from queries import build, read_queries
 from queries.dump import index_for, plan_units
 from queries.synth import generate
-from wit import storage
-from wit.artifacts import read_provenance
+from core import storage
+from core.artifacts import read_provenance
 from wit.cli import main
 
 

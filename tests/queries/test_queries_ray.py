@@ -15,7 +15,7 @@ from queries.cli import config_from_args, register
 from queries.count import count_dumps, count_phrases, count_reference
 from queries.dump import DumpUnit, plan_units
 from queries.select import selectable_bigram
-from wit.errors import WitError
+from core.errors import WitError
 
 
 def test_ray_counts_equal_single_process(ray_local, demo) -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from queries.wordnet import noun_lemmas
-from wit.errors import WitError
+from core.errors import WitError
 
 
 def test_vendored_lemmas_are_normalized_and_hold_visual_words(demo) -> None:
     lemmas = noun_lemmas(demo.wordnet_dir)
     assert lemmas == sorted(set(lemmas))
-    assert len(lemmas) > 11_000  # 11,846 SemCor-tagged nouns, see wit/data/wordnet/README.md
+    assert len(lemmas) > 11_000  # 11,846 SemCor-tagged nouns, see queries/data/wordnet/README.md
     for word in ("red", "blue", "green", "yellow", "circle", "square", "triangle", "star", "dog", "cat",
                  "car", "tree", "ice cream", "post office", "united states"):
         assert word in lemmas

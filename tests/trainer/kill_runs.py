@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from trainer.config import TrainConfig
-from wit import storage
-from wit.config import to_dict
+from core import storage
+from core.config import to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 _DRIVER = ("import json, sys; from trainer.config import TrainConfig; from trainer.fit import fit; "
-           "from wit.config import from_dict; fit(from_dict(TrainConfig, json.loads(sys.argv[1])))")
+           "from core.config import from_dict; fit(from_dict(TrainConfig, json.loads(sys.argv[1])))")
 
 
 def start_driver(cfg: TrainConfig, ray_address: str, log: Path) -> subprocess.Popen:

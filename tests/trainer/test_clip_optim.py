@@ -5,7 +5,7 @@ from trainer.half_adam import HalfStateAdamW
 from trainer.loss import clip_loss
 from trainer.model import build_model
 from trainer.optim import OptimConfig, build_optimizer, cosine_with_warmup, param_groups
-from wit.errors import WitError
+from core.errors import WitError
 
 
 def test_weight_decay_only_on_weight_matrices():

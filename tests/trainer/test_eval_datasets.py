@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from trainer.eval.datasets import read_captions, read_labelled
-from wit.errors import WitError
+from core.errors import WitError
 
 
 def test_parquet_eval_sets_read_only_what_they_use(tmp_path):

@@ -5,7 +5,7 @@ from PIL import Image
 
 import trainer.eval.embed
 from trainer.eval.linear_probe import LinearProbeConfig, linear_probe, probe_features, sweep
-from wit.errors import WitError
+from core.errors import WitError
 
 from test_eval_zeroshot import COLOURS, ColourCLIP, tokenizer  # noqa: F401  (fixture)
 

@@ -7,7 +7,7 @@ import torch
 
 from trainer.eval.cli import register
 from trainer.eval.retrieval import RetrievalConfig, recall_at_k, retrieval
-from wit.errors import WitError
+from core.errors import WitError
 
 COCO_TINY = Path(__file__).parents[1] / "data" / "coco_tiny"
 
@@ -42,8 +42,8 @@ def _tiny_checkpoint(directory: Path) -> Path:
     from trainer.loss import clip_loss
     from trainer.model import build_model
     from trainer.tokenizer import train_tokenizer
-    from wit.artifacts import write_json
-    from wit.config import to_dict
+    from core.artifacts import write_json
+    from core.config import to_dict
 
     rows = [json.loads(line) for line in (COCO_TINY / "captions.jsonl").read_text().splitlines()]
     firsts = list({r["file"]: r for r in rows}.values())                          # one caption per image

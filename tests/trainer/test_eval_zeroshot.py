@@ -15,7 +15,7 @@ import trainer.eval.embed
 from trainer.eval.cli import register
 from trainer.eval.zeroshot import TEMPLATES_DIR, ZeroShotConfig, default_templates, zeroshot
 from trainer.tokenizer import train_tokenizer
-from wit.errors import WitError
+from core.errors import WitError
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
 

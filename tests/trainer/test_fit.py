@@ -13,7 +13,7 @@ from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig
 from trainer.fit import fit
 from trainer.metrics import read_metrics
-from wit.errors import WitError
+from core.errors import WitError
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from trainer.checkpoint import load_checkpoint
 from trainer.fit import fit
 from trainer.metrics import read_metrics
 from trainer.rundir import local_run_dir
-from wit import storage
-from wit.artifacts import is_done
+from core import storage
+from core.artifacts import is_done
 from wit.cli import main
 
 

@@ -19,7 +19,7 @@ from kill_runs import kill_driver, start_driver, train_worker_pids, wait_for_che
 from shapes_corpus import write_corpus
 from trainer.fit import fit
 from trainer.metrics import read_metrics
-from wit.artifacts import is_done
+from core.artifacts import is_done
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from trainer.fit import _autocast_and_scaler, train_step
 from trainer.half_adam import HalfStateAdamW
 from trainer.model import build_model
 from trainer.optim import OptimConfig, build_optimizer, store_text_tower
-from wit.errors import WitError
+from core.errors import WitError
 
 TEXT = {"token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias", "text_projection"}
 

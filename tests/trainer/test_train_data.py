@@ -10,8 +10,8 @@ from shapes_corpus import jpeg, write_corpus
 from trainer.data import (CLIP_MEAN, corpus_files, epoch_order, normalize_images, preprocess_batch, read_captions,
                           corpus_parts, read_groups, step_batch, step_rows)
 from trainer.tokenizer import train_tokenizer
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 
 def test_corpus_files_ignore_failures(tmp_path):
@@ -201,7 +201,7 @@ def test_step_batch_reads_its_rows_by_row_group(tmp_path):
 
 
 def test_step_batch_reads_a_corpus_at_a_cloud_uri(s3, tmp_path):
-    """Through wit.storage's filesystem: an s3:// corpus gives the batches a local copy does."""
+    """Through core.storage's filesystem: an s3:// corpus gives the batches a local copy does."""
     corpus = _grouped_corpus(tmp_path / "corpus")
     for f in sorted(corpus.glob("*.parquet")):
         storage.write_bytes(storage.join(s3, "corpus", f.name), f.read_bytes())

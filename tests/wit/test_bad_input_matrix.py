@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit.cli import build_parser, main
-from wit.errors import EXIT_BAD_INPUT
+from core.errors import EXIT_BAD_INPUT
 
 REPO = Path(__file__).parents[2]
 CLASSES = ("missing", "empty_dir", "wrong_type", "corrupt_parquet", "wrong_schema", "unfinished",
@@ -74,8 +74,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     p["empty"].mkdir()
     p["text_file"] = _garbage(root / "notes.txt")
     p["corrupt_parquet"] = _garbage(root / "corrupt.parquet", "PAR1 truncated")
-    p["wordnet"] = REPO / "wit" / "data" / "wordnet"
-    p["dump"] = next((REPO / "wit" / "data" / "enwiki").glob("*.bz2"))
+    p["wordnet"] = REPO / "queries" / "data" / "wordnet"
+    p["dump"] = next((REPO / "queries" / "data" / "enwiki").glob("*.bz2"))
     p["queries"] = _parquet(root / "queries.parquet", {"query_id": pa.array([0], pa.int32()), "query": ["red"]})
     p["pool"] = _parquet(root / "pool.parquet", {"url": ["http://127.0.0.1/a.jpg"], "caption": ["a red circle"]})
     p["pool_no_url"] = _parquet(root / "pool_no_url" / "pool.parquet", {"link": ["x"], "caption": ["red"]})
@@ -379,7 +379,7 @@ def _check_only(argv: list[str]) -> None:
     from trainer import checks as trainer_checks
     from trainer.eval import checks as eval_checks
     from trainer.config import TrainConfig
-    from wit.options import config_from_args as train_config
+    from core.options import config_from_args as train_config
     from wit.plan.checks import check_plan_args
 
     args = build_parser().parse_args(argv)
@@ -426,7 +426,7 @@ def test_good_inputs_pass_the_checks(inputs, tmp_path):
 
 def test_a_run_dir_made_by_another_config_is_named(inputs, tmp_path, capsys):
     from trainer.config import TrainConfig
-    from wit.config import to_dict
+    from core.config import to_dict
 
     run = tmp_path / "run"
     run.mkdir()

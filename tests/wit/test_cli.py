@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit.cli import build_parser
-from wit.errors import EXIT_BAD_INPUT
+from core.errors import EXIT_BAD_INPUT
 
 COMMANDS = [
     ["queries", "build"], ["pipeline", "match"], ["pipeline", "balance"], ["pipeline", "download"],
@@ -52,7 +52,7 @@ def _assert_user_error(result: subprocess.CompletedProcess, *mentions: str) -> N
 @pytest.mark.slow
 def test_missing_dump_path(tmp_path):
     missing = tmp_path / "enwiki-pages-articles.xml.bz2"
-    result = wit("queries", "build", "--dump", str(missing), "--wordnet", str(Path(__file__).parents[2] / "wit/data/wordnet"),
+    result = wit("queries", "build", "--dump", str(missing), "--wordnet", str(Path(__file__).parents[2] / "queries/data/wordnet"),
                  "--out", str(tmp_path / "q.parquet"), "--no-ray")
     _assert_user_error(result, str(missing))
     assert not (tmp_path / "q.parquet").exists()

@@ -10,7 +10,7 @@ from PIL import Image
 
 from queries.normalize import normalize
 from wit.demo import evalset, scenes, web
-from wit.loopback import LoopbackServer
+from core.loopback import LoopbackServer
 
 
 def test_scenes_are_pure_functions_of_seed_and_id():

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pytest
 
-from wit.artifacts import is_done, mark_done, provenance, read_provenance, write_json, write_parquet
-from wit.config import from_dict, to_dict
-from wit.loopback import LoopbackServer, Response
+from core.artifacts import is_done, mark_done, provenance, read_provenance, write_json, write_parquet
+from core.config import from_dict, to_dict
+from core.loopback import LoopbackServer, Response
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Options generated from a config dataclass (wit.options): a default lives only in the dataclass."""
+"""Options generated from a config dataclass (core.options): a default lives only in the dataclass."""
 
 import argparse
 import dataclasses
@@ -8,7 +8,7 @@ import pytest
 from trainer.cli import TRAIN_FIXED, TRAIN_OPTIONS
 from trainer.config import TrainConfig
 from wit.cli import build_parser
-from wit.options import Option, add_config_options, config_from_args
+from core.options import Option, add_config_options, config_from_args
 
 
 def _train(*argv: str) -> TrainConfig:

@@ -1,13 +1,13 @@
-"""wit.stage.reuse_or_run: a finished stage made from the same config and inputs is reused; anything
+"""core.stage.reuse_or_run: a finished stage made from the same config and inputs is reused; anything
 else is cleared and redone, and the marker appears only after the work, locally and on S3."""
 
 from dataclasses import dataclass
 
 import pytest
 
-from wit import storage
-from wit.artifacts import is_done, read_json
-from wit.stage import StageRun, finished, reuse_or_run
+from core import storage
+from core.artifacts import is_done, read_json
+from core.stage import StageRun, finished, reuse_or_run
 
 
 @dataclass(frozen=True)

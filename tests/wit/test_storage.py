@@ -1,4 +1,4 @@
-"""wit.storage and wit.artifacts on a local disk and on a real S3 API (moto's server on 127.0.0.1)."""
+"""core.storage and core.artifacts on a local disk and on a real S3 API (moto's server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.fs
 import pytest
 
-from wit import storage
-from wit.artifacts import is_done, mark_done, read_json, read_provenance, write_json, write_parquet
+from core import storage
+from core.artifacts import is_done, mark_done, read_json, read_provenance, write_json, write_parquet
 from wit.cli import main
-from wit.errors import WitError
+from core.errors import WitError
 
 TABLE = pa.table({"key": ["b", "a"], "n": [2, 1]})
 

@@ -1,10 +1,10 @@
-"""wit.validate's checks that the bad-input matrix reaches only through the CLI: where the SDK would
+"""core.validate's checks that the bad-input matrix reaches only through the CLI: where the SDK would
 find credentials without the network, and outputs under a file."""
 
 import pytest
 
-from wit import validate
-from wit.errors import WitError
+from core import validate
+from core.errors import WitError
 
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")

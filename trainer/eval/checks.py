@@ -11,8 +11,8 @@ from pathlib import Path
 
 from trainer.checks import check_checkpoint
 from trainer.eval.datasets import CIFAR_SPLITS, IMAGE_COLUMNS, IMAGE_SUFFIXES
-from wit import storage, validate
-from wit.errors import WitError
+from core import storage, validate
+from core.errors import WitError
 
 SET_HINT = "an image-folder tree (<class>/*.jpg), a .parquet file/dir with an image column and `label`, or CIFAR batches"
 CAPTIONS_HINT = 'captions.jsonl ({"file": ..., "caption": ...}), a COCO captions_*.json, or *.parquet'

@@ -105,14 +105,14 @@ def register(subparsers) -> None:
 
 def _emit(kind: str, result: dict, args) -> int:
     from trainer.eval.report import MARKDOWN
-    from wit.artifacts import write_json
+    from core.artifacts import write_json
 
     if args.out:
         write_json(result, args.out)
     if args.markdown == "-":
         print(MARKDOWN[kind](result))
     elif args.markdown:                   # a local file or a cloud URI
-        from wit.storage import write_text
+        from core.storage import write_text
 
         write_text(args.markdown, MARKDOWN[kind](result) + "\n")
     return 0

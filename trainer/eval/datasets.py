@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from wit.errors import WitError
+from core.errors import WitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGE_COLUMNS = ("jpg", "image", "image_bytes", "png", "img")

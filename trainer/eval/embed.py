@@ -78,7 +78,7 @@ def _pool_size(cfg: EmbedConfig) -> int:
 def _embed_ray(rows: list[dict], cfg: EmbedConfig) -> list[dict]:
     import ray.data
 
-    from wit.raylocal import ensure_ray
+    from core.raylocal import ensure_ray
 
     ensure_ray()
     ray.data.DataContext.get_current().enable_progress_bars = cfg.progress

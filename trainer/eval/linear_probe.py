@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from trainer.eval.datasets import read_labelled
 from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder
-from wit.errors import WitError
+from core.errors import WitError
 
 LOG10_RANGE = (-6.0, 6.0)
 RESOLUTION = 1 / 8            # decades: the paper's 96 steps over 12 decades

@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer.eval.datasets import read_captions
 from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder, normalize
-from wit.errors import WitError
+from core.errors import WitError
 
 KS = (1, 5, 10)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from trainer.eval.datasets import class_names, read_labelled
 from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder, normalize
-from wit.errors import WitError
+from core.errors import WitError
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SINGLE_TEMPLATE = ("a photo of a {}.",)

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from wit.demo.run import DemoConfig, run_demo, smoke_config
-    from wit.validate import check_at_least, check_local_output
+    from core.validate import check_at_least, check_local_output
 
     check_at_least({"--steps": args.steps}, 1)
     check_at_least({"--seed": args.seed}, 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from wit.artifacts import write_json
+from core.artifacts import write_json
 from wit.demo.scenes import COLOURS, render, scene
 
 HELD_OUT = 1_000_003  # added to the demo seed: a scene stream disjoint from the web's

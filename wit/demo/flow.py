@@ -2,7 +2,7 @@
 
 `wit demo` runs it on the embedded default, and bench/probe.py (what `wit plan`'s local figures stand
 on) runs it at the sizes it times; the middle three are `pipeline.run.run`, the same call as `wit
-pipeline run`. Each stage reuses its finished output (wit.stage), so a rerun only does what is missing.
+pipeline run`. Each stage reuses its finished output (core.stage), so a rerun only does what is missing.
 `on_stage(name, call)` wraps every stage, for the demo's announcements and the probe's clock.
 
 The pool comes from `serve_pool`, a context manager yielding the pool files: the web its URLs point at

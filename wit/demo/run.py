@@ -12,7 +12,6 @@ import shutil
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -21,34 +20,15 @@ import pyarrow.parquet as pq
 import queries
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from trainer.config import TrainConfig
-from wit.artifacts import is_done, provenance, read_provenance, write_json, write_parquet
+from core.artifacts import is_done, provenance, read_provenance, write_json, write_parquet
 from wit.demo import evalset, web
+from wit.demo.config import DemoConfig, smoke_config
 from wit.demo.flow import EvalSet, FlowConfig, FlowPaths, run_flow
-from wit.loopback import LoopbackServer
-from wit.raylocal import ensure_ray
+from core.loopback import LoopbackServer
+from core.raylocal import ensure_ray
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    out: str = "demo_out"
-    seed: int = 0
-    pool_rows: int = 4_000  # "a few thousand" alt-text rows, a fifth of them bad in some way
-    cap_per_query: int = 100  # the paper's 20,000 scaled to a pool of thousands
-    image_size: int = 64  # shorter side of the downloaded images
-    rows_per_download_shard: int = 1_000  # two shards or more: both CPUs download
-    model: str = "tiny"
-    train_steps: int = 300
-    batch_size: int = 64  # per worker
-    num_workers: int = 2
-    eval_images_per_class: int = 30
-
-
-def smoke_config(out: str) -> DemoConfig:
-    """The demo path at test size: every stage runs, in about a minute."""
-    return DemoConfig(out=out, pool_rows=600, cap_per_query=40, rows_per_download_shard=200, train_steps=12,
-                      batch_size=16, eval_images_per_class=4)
+__all__ = ["DemoConfig", "run_demo", "smoke_config"]
 
 
 class Stopwatch:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from wit.demo.scenes import encode, render, scene
-from wit.loopback import Response
+from core.loopback import Response
 
 # Share of pool rows per kind; the rest are good images. Chosen to look like alt-text crawls,
 # where a few percent of links are broken and many alt-texts are file names.

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from wit.errors import WitError
+from core.errors import WitError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from wit import validate
+from core import validate
 
 
 def check_plan_args(args: argparse.Namespace) -> None:

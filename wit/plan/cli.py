@@ -92,7 +92,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def _comparison(plan, summary_path: str) -> str:
-    from wit.errors import WitError
+    from core.errors import WitError
     from wit.plan.check import compare, comparison_table, demo_stage_seconds, pair_counts, pairs_table
     from wit.plan.report import stage_seconds
 

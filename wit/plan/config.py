@@ -19,9 +19,9 @@ from typing import Any, Callable
 import yaml
 
 from queries.config import demo_config
-from wit.config import from_dict
-from wit.demo.run import DemoConfig, smoke_config
-from wit.errors import WitError
+from core.config import from_dict
+from wit.demo.config import DemoConfig, smoke_config
+from core.errors import WitError
 
 # The cluster YAMLs the presets name (cluster/aws.yaml, cluster/gcp.yaml), shipped with the package
 # (copied by bench/publish_rates.py), so `wit plan` needs no checkout.

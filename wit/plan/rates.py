@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wit.errors import WitError
+from core.errors import WitError
 from wit.plan.memory_law import SCALE_FILE, MemoryLaw, memory_laws
 
 # The bench results a plan reads: a copy of bench/results/*.json shipped as package data (written by

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.balance import claim
-from wit.errors import WitError
+from core.errors import WitError
 from bench.query_zipf import match_counts
 from wit.plan.balance_sim import PairModel, fit_zipf, plot
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wit.errors import WitError
+from core.errors import WitError
 from wit.plan import build_plan, load_plan_config
 from wit.plan.rates import RESULTS_DIR, Results, dig, load_rates
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from wit.errors import WitError
+from core.errors import WitError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # The schemes pyarrow.fs.FileSystem.from_uri turns into a filesystem we can use.

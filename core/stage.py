@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from wit import storage
-from wit.artifacts import is_done, mark_done, provenance, read_json
-from wit.config import to_dict
+from core import storage
+from core.artifacts import is_done, mark_done, provenance, read_json
+from core.config import to_dict
 
 MARKER = "_SUCCESS.json"
 

@@ -10,7 +10,7 @@ Malformed rows inside otherwise good inputs are not bad input: the stages count 
 inputs as a whole: a path that is missing, empty, of the wrong kind, unfinished or without the
 contract's columns, a number out of range, a bucket URI with no credentials to read it.
 
-Ground module: imports nothing of ours but wit.errors and wit.storage.
+Ground module: imports nothing of ours but core.errors and core.storage.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Iterable, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit import storage
-from wit.errors import WitError
+from core import storage
+from core.errors import WitError
 
 MARKER = "_SUCCESS.json"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -3,7 +3,7 @@
 A reader never sees a half-written file: a stage that dies leaves `*.tmp-*` files behind, which
 the next run ignores and overwrites. Parquet files get a `wit` key-value metadata entry holding the
 stage, its config and the versions of the packages that produced it. Every function takes a local
-path or a cloud URI (wit.storage); on an object store the final key is written in one PUT instead
+path or a cloud URI (core.storage); on an object store the final key is written in one PUT instead
 of renamed, and `_SUCCESS.json`, written last, still says a directory is complete.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit import storage
-from wit.config import to_dict
+from core import storage
+from core.config import to_dict
 
 METADATA_KEY = b"wit"
 _PACKAGES = ("wit-clip", "ray", "torch", "pyarrow", "polars", "img2dataset", "pyahocorasick", "tokenizers")
