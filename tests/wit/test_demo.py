@@ -56,12 +56,15 @@ def test_corpus_shards_have_the_design_schema(demo):
 def test_training_and_zero_shot_ran(demo):
     out, summary = demo
     t = summary["train"]
-    assert t["steps"] == 12 and Path(t["checkpoint"]).exists()
+    cfg = smoke_config(str(out))
+    assert t["steps"] == cfg.train_steps and Path(t["checkpoint"]).exists()
     z = summary["zeroshot"]["ensemble"]
-    assert z["num_classes"] == 8 and z["n"] == 32 and z["chance"] == pytest.approx(1 / 8)
-    # Bounds only: 12 smoke steps do not learn colours (measured 2026-12-07: top-1 18.8% ensemble, 1.5x
-    # chance; 40 steps of 16 per worker: 15.6%); `wit demo`'s 300 steps of 64 reach 95% (BENCHMARKS.md).
+    assert z["num_classes"] == 8 and z["n"] == 8 * cfg.eval_images_per_class and z["chance"] == pytest.approx(1 / 8)
     assert 0.0 <= z["top1"] <= z["top5"] <= 1.0
+    # The model learned colour words from alt-texts. The smoke run (120 steps of 16 per worker, lr 1e-3,
+    # 64 held-out images) measured 2026-12-07: top-1 82.8% (6.6x chance) at seed 0, 85.9% (6.9x) at
+    # seed 1; the old 12 steps at 5e-4 reached 18.8% (1.5x), 40 steps at 2e-3 25% (2x).
+    assert z["top1"] >= 3 * z["chance"], z
     text = format_summary(summary)
     assert "zero-shot" in text and "downloaded" in text and str(out) in text
     assert "--allow-network 127.0.0.0/8" in text  # the demo says it opened loopback for its web

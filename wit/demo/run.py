@@ -70,7 +70,8 @@ def flow_config(cfg: DemoConfig, paths: FlowPaths) -> FlowConfig:
         download=DownloadConfig(image_size=cfg.image_size, timeout_s=5, rows_per_input_shard=cfg.rows_per_download_shard,
                                 allow_networks=DEMO_ALLOW_NETWORKS),
         train=TrainConfig(corpus_dir=str(paths.corpus), run_dir=str(paths.run), model=cfg.model,
-                          batch_size=cfg.batch_size, steps=cfg.train_steps, num_workers=cfg.num_workers, seed=cfg.seed),
+                          batch_size=cfg.batch_size, lr=cfg.lr, steps=cfg.train_steps, num_workers=cfg.num_workers,
+                          seed=cfg.seed),
     )
 
 
