@@ -147,14 +147,19 @@ def _peak_rss(pid: int | str = "self") -> int:
     raise KeyError("VmHWM")
 
 
-def _worker_peak(pid: int) -> tuple[str, int] | None:
-    """(process title, VmHWM bytes) of a Ray task/actor worker (title 'ray::...', not an agent), else None."""
+def _worker_peak(pid: int) -> tuple[str, int, int] | None:
+    """(process title, VmHWM bytes, private RSS bytes now) of a Ray task/actor worker (title 'ray::...',
+    not an agent), else None. Private = RssAnon + RssFile: VmHWM also counts the pages of Ray's shared
+    object store a worker has touched (RssShmem), which a long-lived worker accumulates up to the
+    store's fixed size whatever its own task holds."""
     try:
         title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").split()[0]
         if not title.startswith("ray::") or title.endswith("Agent"):
             return None
-        return title, _peak_rss(pid)
-    except (OSError, KeyError, IndexError):
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        private = sum(int(status[k].split()[0]) * 1024 for k in ("RssAnon", "RssFile"))
+        return title, _peak_rss(pid), private
+    except (OSError, KeyError, IndexError, ValueError):
         return None
 
 
@@ -163,7 +168,8 @@ class WorkerPeaks:
 
     def __init__(self, every: float = 0.5):
         self.every = every
-        self.peaks: dict[int, int] = {}  # pid -> peak bytes
+        self.peaks: dict[int, int] = {}  # pid -> peak bytes (VmHWM)
+        self.private: dict[int, int] = {}  # pid -> peak private bytes seen in the samples
         self.titles: dict[int, set[str]] = {}  # pid -> the titles it had (ray::IDLE, ray::MatchQueries, ...)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -173,6 +179,7 @@ class WorkerPeaks:
             seen = _worker_peak(pid)
             if seen is not None:
                 self.peaks[pid] = max(seen[1], self.peaks.get(pid, 0))
+                self.private[pid] = max(seen[2], self.private.get(pid, 0))
                 self.titles.setdefault(pid, set()).add(seen[0])
 
     def _run(self) -> None:
@@ -193,6 +200,12 @@ class WorkerPeaks:
             return [], 0
         pid = max(self.peaks, key=self.peaks.__getitem__)
         return sorted(self.titles[pid]), self.peaks[pid]
+
+    def largest_private(self) -> tuple[list[str], int]:
+        if not self.private:
+            return [], 0
+        pid = max(self.private, key=self.private.__getitem__)
+        return sorted(self.titles[pid]), self.private[pid]
 
 
 def _rss_mib() -> float:
@@ -244,6 +257,7 @@ def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpu
             out_rows = len(plan.shards)  # shards planned
     seconds = time.time() - started
     title, worker_bytes = workers.largest()
+    private_title, private_bytes = workers.largest_private()
     return {
         "rows": rows,
         "output_rows" if stage != "download" else "shards": out_rows,
@@ -254,6 +268,8 @@ def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpu
         "driver_rss_before_stage_mib": round(before, 1),
         "largest_worker_peak_rss_mib": round(worker_bytes / 2**20, 1),
         "largest_worker_titles": title,
+        "largest_worker_private_mib": round(private_bytes / 2**20, 1),   # RssAnon + RssFile, sampled
+        "largest_private_worker_titles": private_title,
         "workers_seen": len(workers.peaks),
     }
 
@@ -305,22 +321,24 @@ def ratios(entries: dict) -> dict:
             "sizes": f"{sizes[-1]:,} / {sizes[0]:,}",
             **{
                 f"{key}_x": round(big[key] / small[key], 2) if small.get(key) else None
-                for key in ("driver_peak_rss_mib", "largest_worker_peak_rss_mib", "us_per_row")
+                for key in ("driver_peak_rss_mib", "largest_worker_peak_rss_mib", "largest_worker_private_mib",
+                            "us_per_row")
             },
         }
     return out
 
 
 def table(entries: dict) -> str:
-    lines = ["| pool rows | stage | rows in | wall s | rows/s | µs/row | driver peak RSS MiB | largest worker peak RSS MiB | load (1 min) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| pool rows | stage | rows in | wall s | rows/s | µs/row | driver peak RSS MiB | largest worker peak RSS MiB "
+             "| largest worker private MiB | load (1 min) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in sorted(entries, key=int):
         for stage in STAGES:
             e = entries[size].get(stage)
             if e:
                 lines.append(f"| {int(size):,} | {stage} | {e['rows']:,} | {e['seconds']} | {e['rows_per_s']:,} | "
                              f"{e['us_per_row']} | {e['driver_peak_rss_mib']} | {e['largest_worker_peak_rss_mib']} | "
-                             f"{e['load_before'][0]}–{e['load_after'][0]} |")
+                             f"{e.get('largest_worker_private_mib', '—')} | {e['load_before'][0]}–{e['load_after'][0]} |")
     return "\n".join(lines)
 
 

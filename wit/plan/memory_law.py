@@ -52,7 +52,10 @@ def memory_laws(scale: dict, source: str) -> dict[tuple[str, str], MemoryLaw]:
         if len(points) < 2:
             continue
         (rows0, first), (rows1, last) = points[0], points[-1]
-        for process, key in (("driver", "driver_peak_rss_mib"), ("largest worker", "largest_worker_peak_rss_mib")):
+        # A worker's own memory: its private RSS when measured (VmHWM also counts the pages of Ray's
+        # shared object store it touched, which grow with the worker's life up to the store's fixed size)
+        worker_key = "largest_worker_private_mib" if "largest_worker_private_mib" in first else "largest_worker_peak_rss_mib"
+        for process, key in (("driver", "driver_peak_rss_mib"), ("largest worker", worker_key)):
             laws[stage, process] = MemoryLaw(stage, process, (rows0, rows1), (first[key], last[key]),
                                              f"{source}: figures.per_size.*.{stage}.{key}")
     return laws
