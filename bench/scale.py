@@ -228,7 +228,7 @@ def _start_ray(cpus: int, tries: int = 4) -> None:
     ensure_ray(cpus)
 
 
-def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpus: int) -> dict:
+def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpus: int, range_mb: float) -> dict:
     from pipeline.balance import balance, stage_parts
     from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
     from pipeline.download import plan_download
@@ -243,11 +243,12 @@ def run_stage(stage: str, work: Path, size: int, num_queries: int, cap: int, cpu
     with WorkerPeaks() as workers:
         if stage == "match":
             shutil.rmtree(matched, ignore_errors=True)
-            stats = match((str(pool),), str(queries), str(matched), MatchConfig())
+            stats = match((str(pool),), str(queries), str(matched), MatchConfig(range_target_bytes=int(range_mb * 2**20)))
             rows, out_rows = stats["input_rows"], stats["output_rows"]
         elif stage == "balance":
             shutil.rmtree(selected, ignore_errors=True)
-            stats = balance(str(matched), str(selected), BalanceConfig(cap_per_query=cap))
+            stats = balance(str(matched), str(selected),
+                            BalanceConfig(cap_per_query=cap, range_target_bytes=int(range_mb * 2**20)))
             rows, out_rows = stats["input_rows"], stats["output_rows"]
         else:
             shutil.rmtree(corpus, ignore_errors=True)
@@ -290,7 +291,8 @@ def _commit() -> str:
 
 def measure(stage: str, size: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", stage, "--sizes", str(size), "--queries", str(args.queries),
-           "--cap", str(args.cap), "--cpus", str(args.cpus), "--work", str(args.work)]
+           "--cap", str(args.cap), "--cpus", str(args.cpus), "--work", str(args.work),
+           "--range-target-mb", str(args.range_target_mb)]
     load_before = os.getloadavg()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     # The figures come back in a file: Ray's raylet may print warnings on the child's stdout at any time.
@@ -348,6 +350,10 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--queries", type=int, default=500_000)
     ap.add_argument("--cap", type=int, default=20)
+    ap.add_argument("--range-target-mb", type=float, default=32.0,
+                    help="key-range size of match and balance: small enough that every size measured has full "
+                         "ranges, as every paper-scale run has (the default 128 MiB leaves a 1M-row pool one "
+                         "part-full range, so its merge task is smaller than at 4M rows for that reason alone)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path("/tmp/wit-scale"))
     ap.add_argument("--out-dir", default=None)
@@ -358,7 +364,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     if args.child:
-        figures = run_stage(args.child, args.work, sizes[0], args.queries, args.cap, args.cpus)
+        figures = run_stage(args.child, args.work, sizes[0], args.queries, args.cap, args.cpus, args.range_target_mb)
         args.result.write_text(json.dumps(figures))
         return
 
@@ -366,7 +372,8 @@ def main() -> None:
 
     path = Path(args.out_dir or RESULTS) / f"{args.name}.json"
     old = json.loads(path.read_text())["figures"] if path.exists() and not args.fresh else {}
-    same = old.get("queries") == args.queries and old.get("cap") == args.cap and old.get("cpus") == args.cpus
+    same = (old.get("queries") == args.queries and old.get("cap") == args.cap and old.get("cpus") == args.cpus
+            and old.get("range_target_mb") == args.range_target_mb)
     entries = old.get("per_size", {}) if same else {}
     commands = old.get("commands", []) if same else []
     for size in sizes:
@@ -377,7 +384,7 @@ def main() -> None:
             print(f"{size:,} rows, {stage}: {json.dumps(entry)}", flush=True)
     command = " ".join(["python", "bench/scale.py", *sys.argv[1:]])
     figures = {
-        "queries": args.queries, "cap": args.cap, "cpus": args.cpus,
+        "queries": args.queries, "cap": args.cap, "cpus": args.cpus, "range_target_mb": args.range_target_mb,
         "pool": f"{WORDS_PER_CAPTION} query words per caption, Zipf s={ZIPF_S} over query ranks",
         "per_size": {s: entries[s] for s in sorted(entries, key=int)},
         "ratios_largest_over_smallest": ratios(entries),

@@ -37,14 +37,16 @@ class MatchConfig:
     # A batch stages one file per key range it has rows in; batches grow with the ranges so that a staged
     # file holds about this many rows (many tiny files made the merge, not the matching, the cost at 10M rows)
     staged_rows_per_range: int = 4096
-    max_batch_rows: int = 262_144
+    max_batch_rows: int = 65_536     # an actor's batch stays a few MB of text
 
 
 @dataclass(frozen=True)
 class BalanceConfig:
     cap_per_query: int = 20_000  # the paper's WIT cap
     seed: int = 0  # which pairs a head query claims; a different seed draws a different sample
-    output_shards: int = 16
+    # selected/ is range-partitioned by key like matched/, one range per this many bytes of matched rows
+    # (uncompressed, from the Parquet footers): a merge task sorts at most a range, whatever the corpus
+    range_target_bytes: int = 128 * 2**20
     read_blocks: int | None = None  # Ray Data override_num_blocks; the selection never depends on it
     concurrency: int | None = None  # tasks per pass at once; None: Ray's default. Never changes the output
 

@@ -63,7 +63,7 @@ def test_claims_head_and_tail_queries_invariant_to_blocks(ray_local, tmp_path):
             str(matched),
             str(out),
             BalanceConfig(
-                cap_per_query=50, seed=7, read_blocks=blocks, output_shards=4, concurrency=concurrency
+                cap_per_query=50, seed=7, read_blocks=blocks, range_target_bytes=4000, concurrency=concurrency
             ),
         )
         table = read_selected(out)
@@ -184,7 +184,7 @@ def test_ray_balance_matches_reference_for_any_layout(ray_local, tmp_path_factor
         stats = balance(
             str(root / "matched"),
             str(out),
-            BalanceConfig(cap_per_query=cap, seed=3, read_blocks=n, output_shards=2),
+            BalanceConfig(cap_per_query=cap, seed=3, read_blocks=n, range_target_bytes=2000),
         )
         table = read_selected(out)
         assert dict(zip(table["key"].to_pylist(), table["claimed_by"].to_pylist())) == expected
@@ -251,7 +251,7 @@ def _driver_peak(root, rows: int) -> int:
         stats = balance(
             str(root / f"matched{rows}"),
             str(root / f"selected{rows}"),
-            BalanceConfig(cap_per_query=rows // 2 - 1, read_blocks=4, output_shards=2),
+            BalanceConfig(cap_per_query=rows // 2 - 1, read_blocks=4, range_target_bytes=2000),
         )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
