@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from pipeline.balance import stage_parts
 from pipeline.config import DownloadConfig
 from pipeline.consolidate import consolidate
-from pipeline.download import _failure_examples, _validate, plan_shards, run_shards
+from pipeline.download import _failure_examples, _validate, plan_download, run_shards
 from pipeline.download_shard import CORPUS_SCHEMA, FAILURE_SCHEMA, QUERY_IDS, staged_name
 from pipeline.fetch import TRANSIENT_REASONS
 from core import storage
@@ -63,9 +63,9 @@ def retry_failures(selected_dir: str, corpus_dir: str, cfg: DownloadConfig = Dow
             write_parquet(rows, input_path, provenance("download-retry-input", cfg))
         start = time.time()
         ensure_ray()
-        plan = plan_shards([input_path], cfg.rows_per_input_shard)
-        markers, _ = run_shards(plan, work, cfg)
-        prepare_commit(root, work, manifest, len(plan), markers, cfg, time.time() - start)
+        plan = plan_download([input_path], work, cfg)     # shards a killed retry finished are kept
+        markers = run_shards(plan, work, cfg)
+        prepare_commit(root, work, manifest, len(plan.shards), markers, cfg, time.time() - start)
     apply_commit(root, work)
     return read_json(storage.join(root, "manifest.json"))
 
