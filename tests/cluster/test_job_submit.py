@@ -87,7 +87,7 @@ def test_every_stage_runs_as_a_submitted_job(monkeypatch, tmp_path):
             runtime_env={"working_dir": str(REPO), "excludes": [".venv", "demo_out", ".git"],
                          "env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}},
         )
-        status = wait_for_job(client, job_id, timeout_s=420)
+        status = wait_for_job(client, job_id, timeout_s=600)   # the smoke demo trains 120 steps
         logs = client.get_job_logs(job_id)
         assert status == JobStatus.SUCCEEDED, logs[-4000:]
         assert "Connecting to existing Ray cluster" in logs, "the job used the cluster, not a Ray of its own"
