@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from shapes_corpus import draw, jpeg
-from trainer.data import _row_rng, crop_box, device_images, image_box, step_batch
+from trainer.data import _row_rng, corpus_parts, crop_box, device_images, image_box, step_batch
 from trainer.tokenizer import train_tokenizer
 
 SIZE = 32
@@ -35,7 +35,7 @@ def _corpus(root, n=24, bad=(5, 17)):
         rows.append({"key": f"{i:04d}", "jpg": data, "caption": f"image {i}"})
     root.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), root / "00000.parquet")
-    return [(str(root / "00000.parquet"), n)]
+    return corpus_parts(root)
 
 
 def _kwargs(tmp_path):
@@ -70,7 +70,7 @@ def test_device_path_batches_match_the_pil_path_on_cpu(tmp_path):
 def test_boxes_follow_the_row_generator(tmp_path):
     kwargs = _kwargs(tmp_path)
     raw = step_batch(0, on_device=True, **kwargs)
-    table = pq.read_table(kwargs["shards"][0][0]).to_pydict()
+    table = pq.read_table(kwargs["shards"][0].path).to_pydict()
     for jpg, box, index in zip(raw["jpg"], raw["box"], raw["index"]):
         key = table["key"][index]
         with Image.open(io.BytesIO(jpg)) as img:
