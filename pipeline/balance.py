@@ -28,7 +28,6 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray.data
 
 import pipeline.claimhash as claimhash
@@ -36,7 +35,7 @@ from pipeline.claimhash import claim_hash
 from pipeline.config import BalanceConfig
 from pipeline.cutoffs import CUTOFF_SCHEMA, CUTOFFS, head_cutoffs, lookup, query_pairs, row_hashes
 from pipeline.match import QUERY_IDS
-from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, num_key_ranges, stage_rows
+from pipeline.shards import clear_outputs, input_fingerprint, merge_staged, num_key_ranges, stage_rows, uncompressed_bytes
 from core import storage
 from core.artifacts import is_done, read_json, write_json, write_parquet
 from core.errors import WitError
@@ -167,16 +166,6 @@ def balance(matched_dir: str, out_dir: str, cfg: BalanceConfig = BalanceConfig()
                         lambda record: _balance(parts, matched_dir, out_dir, cfg, record), clear=_clear)
 
 
-def matched_bytes(parts: list[str]) -> int:
-    """Uncompressed bytes of matched/'s rows, from the Parquet footers (no row is read)."""
-    total = 0
-    for part in parts:
-        with storage.open_input_file(part) as f:
-            meta = pq.ParquetFile(f).metadata
-        total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-    return total
-
-
 def _clear(out_dir: str) -> None:
     clear_outputs(out_dir)
     storage.remove(storage.join(out_dir, QUERY_STATS))
@@ -213,7 +202,7 @@ def _balance(parts: list[str], matched_dir: str, out_dir: str, cfg: BalanceConfi
             _claim_and_stage,
             **per_pass,
             fn_kwargs={"cutoffs": cutoffs, "seed": seed, "out_dir": out_dir,
-                       "num_ranges": num_key_ranges(matched_bytes(parts), cfg.range_target_bytes)},
+                       "num_ranges": num_key_ranges(sum(map(uncompressed_bytes, parts)), cfg.range_target_bytes)},
         )
         for b in from_blocks(pass2):
             known = b["query_id"] >= 0

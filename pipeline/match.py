@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray
 
 from pipeline.config import MatchConfig, PoolConfig
@@ -43,6 +42,7 @@ from pipeline.shards import (
     merge_staged,
     num_key_ranges,
     stage_rows,
+    uncompressed_bytes,
 )
 from pipeline.word_trie import QueryTrie, build_trie, find_in_batch
 from queries.schema import read_queries
@@ -288,13 +288,5 @@ def pool_text_bytes(files: list[str], cfg: PoolConfig) -> int:
         if f.format != "parquet":
             total += storage.size(f.path)
             continue
-        wanted = {f.url_col, f.text_col, *cfg.keep_columns}
-        with storage.open_input_file(f.path) as handle:
-            meta = pq.ParquetFile(handle).metadata
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            columns = (group.column(c) for c in range(group.num_columns))
-            total += sum(
-                c.total_uncompressed_size for c in columns if c.path_in_schema.split(".")[0] in wanted
-            )
+        total += uncompressed_bytes(f.path, {f.url_col, f.text_col, *cfg.keep_columns})
     return total

@@ -35,6 +35,19 @@ _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
+def uncompressed_bytes(path: str, columns: set[str] | None = None) -> int:
+    """Uncompressed bytes of a Parquet file's top-level columns (all when None), from its footer alone."""
+    with storage.open_input_file(path) as f:
+        meta = pq.ParquetFile(f).metadata
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        chunks = (group.column(c) for c in range(group.num_columns))
+        total += sum(c.total_uncompressed_size for c in chunks
+                     if columns is None or c.path_in_schema.split(".")[0] in columns)
+    return total
+
+
 def num_key_ranges(input_bytes: int, target_bytes: int) -> int:
     """Enough ranges that each holds about `target_bytes` of the input (at least 1)."""
     return int(min(MAX_RANGES, max(1, -(-input_bytes // target_bytes))))
