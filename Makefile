@@ -21,7 +21,7 @@ demo: install
 
 # pytest exits 5 when it collects nothing; that is a failure of ours, not a pass.
 test: install
-	$(BIN)/python -m pytest -q -rs --durations=15
+	$(BIN)/python -m pytest -q -rfEs --durations=15
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
