@@ -18,6 +18,7 @@ from pipeline.balance import QuerySums, balance, claim, claim_hash, claim_rows
 from pipeline.cutoffs import head_candidates, head_cutoffs, plan_heads, range_cutoffs
 from pipeline.config import BalanceConfig
 from pipeline.match import pair_key
+from pipeline.shards import uncompressed_bytes
 from core.artifacts import mark_done, write_parquet
 
 
@@ -246,12 +247,15 @@ def _driver_peak(root, rows: int) -> int:
     query 0 (a head whose cap is half its pairs) and one of 40 tail queries."""
     keys = [pair_key(f"u{i}", "t") for i in range(rows)]
     make_matched(root / f"matched{rows}", {k: [0, 1 + i % 40] for i, k in enumerate(keys)}, files=2)
+    # 16 key ranges at every size: selected/ gets a file per range, and the driver a path per range
+    # file, which is per-file state (at 32 MiB a range), not per-row.
+    matched_bytes = sum(map(uncompressed_bytes, glob.glob(str(root / f"matched{rows}" / "*.parquet"))))
     tracemalloc.start()
     try:
         stats = balance(
             str(root / f"matched{rows}"),
             str(root / f"selected{rows}"),
-            BalanceConfig(cap_per_query=rows // 2 - 1, read_blocks=4, range_target_bytes=2000),
+            BalanceConfig(cap_per_query=rows // 2 - 1, read_blocks=4, range_target_bytes=-(-matched_bytes // 16)),
         )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -262,7 +266,7 @@ def _driver_peak(root, rows: int) -> int:
 
 def test_driver_memory_does_not_grow_with_rows(ray_local, tmp_path):
     """What the driver allocates (Python objects and numpy arrays, traced) stays flat when rows and the
-    cap grow 8x over the same queries and blocks; a merge of head candidates or a read of claimed_by
+    cap grow 8x over the same queries, blocks and key ranges; a merge of head candidates or a read of claimed_by
     on the driver grows with the rows (merge_cutoffs, the driver merge this replaced, traced 8.0 MB
     for 80k candidates by itself; here it would get all 160k pairs of query 0).
     The first balance of a process is not compared: it imports and warms up Ray Data."""

@@ -166,12 +166,12 @@ def _process_memory(rates: Rates, stage: str, rows: float) -> tuple[float, float
     laws = [rates.memory_laws.get((stage, process)) for process in ("driver", "largest worker")]
     if None in laws:
         return 0.0, 0.0, ()
-    driver, worker = (law.bytes_at(rows) for law in laws)
-    figures = tuple(Figure(law.bytes_at(rows), "B", f"{law.source} (rows {law.rows[0]:,.0f} -> {law.rows[1]:,.0f}: "
+    driver, worker = peaks = tuple(law.bytes_at(rows) for law in laws)
+    figures = tuple(Figure(peak, "B", f"{law.source} (rows {law.rows[0]:,.0f} -> {law.rows[1]:,.0f}: "
                            f"{law.mib[0]:,.0f} -> {law.mib[1]:,.0f} MiB, x{law.growth:.2f}: "
                            f"{'bounded, the largest measured peak' if law.bounded else 'grows, extrapolated'} "
                            f"at {rows:,.0f} rows)")
-                    for law in laws)
+                    for law, peak in zip(laws, peaks))
     return driver, worker, figures
 
 
