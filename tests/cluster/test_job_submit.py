@@ -83,11 +83,12 @@ def test_every_stage_runs_as_a_submitted_job(monkeypatch, tmp_path):
         job_id = submit_when_ready(
             client,
             timeout_s=60,
-            entrypoint=f"python -m wit.cli demo --smoke --out {out}",
+            # every stage, training 10 steps: that the tiny CLIP learns is tests/wit/test_demo.py's check
+            entrypoint=f"python -m wit.cli demo --smoke --steps 10 --out {out}",
             runtime_env={"working_dir": str(REPO), "excludes": [".venv", "demo_out", ".git"],
                          "env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}},
         )
-        status = wait_for_job(client, job_id, timeout_s=600)   # the smoke demo trains 120 steps
+        status = wait_for_job(client, job_id, timeout_s=600)
         logs = client.get_job_logs(job_id)
         assert status == JobStatus.SUCCEEDED, logs[-4000:]
         assert "Connecting to existing Ray cluster" in logs, "the job used the cluster, not a Ray of its own"
@@ -95,5 +96,5 @@ def test_every_stage_runs_as_a_submitted_job(monkeypatch, tmp_path):
     counts = summary["pipeline"]["corpus"]["counts"]
     assert counts["downloaded"] > 0 and counts["downloaded"] + counts["failed"] == counts["selected"]
     assert (out / "run" / "checkpoints" / "latest" / "model.pt").exists()
-    assert summary["zeroshot"]["ensemble"]["num_classes"] == 8
+    assert summary["zeroshot"]["ensemble"]["num_classes"] == 8 and summary["train"]["steps"] == 10
     assert "zero-shot" in logs and "x chance" in logs
