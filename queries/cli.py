@@ -1,4 +1,5 @@
-"""`wit queries build`: a thin layer over `queries.build(QueriesConfig(...), out)`."""
+"""`wit queries build`: its options and help, and `config_from_args` (options -> QueriesConfig). The handler,
+a thin layer over `queries.build.build(cfg, out)`, is in queries/commands.py, imported only when it runs."""
 
 from __future__ import annotations
 
