@@ -35,9 +35,7 @@ def main() -> None:
     ids, counts = np.unique(pc.list_flatten(block["query_ids"]).to_numpy(), return_counts=True)
     figures = {"rows": block.num_rows, "cap": a.cap, "heads": int((counts > a.cap).sum())}
     figures["load_1min_before"] = round(os.getloadavg()[0], 1)
-    import pipeline.balance  # noqa: F401  (the package exports a function of the same name)
-
-    stage = sys.modules["pipeline.balance"]
+    import pipeline.balance as stage
 
     if hasattr(stage, "merge_cutoffs"):  # the code before issue #16: candidates merged on the driver
         heads = sorted(ids[counts > a.cap].tolist())

@@ -40,7 +40,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
-import queries  # noqa: E402
+from queries.config import QueriesConfig, demo_config  # noqa: E402
 from bench.common import machine  # noqa: E402
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig  # noqa: E402
 from queries.count import count_dumps  # noqa: E402
@@ -98,9 +98,9 @@ class Watch:
         return result
 
 
-def wikipedia(tmp: Path, sizes: ProbeSizes) -> queries.QueriesConfig:
+def wikipedia(tmp: Path, sizes: ProbeSizes) -> QueriesConfig:
     """The queries config: the vendored table-markup dump, or a generated dump of the excerpt's pages."""
-    cfg = queries.demo_config()
+    cfg = demo_config()
     if not sizes.wikipedia_mb:
         return replace(cfg, dumps=tuple(d for d in cfg.dumps if "table-markup" in d))
     dumps = generate(tmp / "wiki", cfg.dumps[0], sizes.wikipedia_mb, files=sizes.wikipedia_files, single_stream=False)
@@ -121,7 +121,7 @@ def cpu_reference_s(repeats: int = 5) -> float:
     bz2, wikitext parsing, counting), the fastest of `repeats`. Its ratio between two moments is how
     much faster or slower this machine runs now than when bench/local_rates.py measured its rates:
     a shared or different machine moves by 20% and more from one hour, or one host, to the next."""
-    cfg = queries.demo_config()
+    cfg = demo_config()
     units = plan_units(cfg.dumps, cfg.stream_range_bytes)
     times = []
     for _ in range(repeats):

@@ -68,8 +68,7 @@ def main() -> None:
 
     import ray
 
-    from queries import build
-    from queries.build import phrases_to_count
+    from queries.build import build, phrases_to_count
     from queries.config import QueriesConfig, demo_config
     from queries.count import count_dumps, count_phrases, count_phrases_in_texts
     from queries.dump import DumpUnit, plan_units

@@ -65,17 +65,18 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    import queries
+    from queries.build import build
+    from queries.config import demo_config
     from wit.plan.balance_sim import fit_zipf
 
-    cfg = queries.demo_config()
+    cfg = demo_config()
     if (SHARED / "wordnet" / "index.noun").is_file():
         cfg = replace(cfg, wordnet_dir=str(SHARED / "wordnet"))
     cfg = replace(cfg, max_queries=args.max_queries)
     texts, used = captions()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        table = pq.read_table(queries.build(cfg, Path(tmp) / "queries.parquet", use_ray=False, progress=False))
+        table = pq.read_table(build(cfg, Path(tmp) / "queries.parquet", use_ray=False, progress=False))
         build_s = time.perf_counter() - started
     started = time.perf_counter()
     per_query, per_caption = match_counts(texts, table)

@@ -1,5 +1,5 @@
 """Regenerate SCALING.md: every table is `wit plan` output, every number in the prose is read from the
-same plans (wit.plan.build_plan on bench/results/*.json), none is typed by hand.
+same plans (wit.plan.build.build_plan on bench/results/*.json), none is typed by hand.
 
     python bench/scaling.py [--check-run RUN.json --check-results DIR] [--out SCALING.md]
 
@@ -47,11 +47,12 @@ def wit_plan(args: str) -> str:
 def plan_of(args: str):
     """The same plan as an object, for the numbers the prose quotes."""
     from wit.cli import build_parser
-    from wit.plan import build_plan, load_plan_config
-    from wit.plan.cli import _overridden
+    from wit.plan.build import build_plan
+    from wit.plan.config import load_plan_config
+    from wit.plan.cli import overridden
 
     parsed = build_parser().parse_args(["plan", *shlex.split(args)])
-    return build_plan(_overridden(load_plan_config(parsed.plan), parsed))[0]
+    return build_plan(overridden(load_plan_config(parsed.plan), parsed))[0]
 
 
 def headline(name: str, args: str, p) -> str:

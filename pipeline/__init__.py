@@ -1,8 +1,6 @@
-"""pipeline: pool of (image URL, alt text) -> matched/ -> selected/ -> corpus/ (see DESIGN.md, pipeline/)."""
+"""pipeline: pool of (image URL, alt text) -> matched/ -> selected/ -> corpus/ (see ARCHITECTURE.md, pipeline/).
 
-from pipeline.balance import balance
-from pipeline.download import download
-from pipeline.match import match
-from pipeline.run import run
-
-__all__ = ["match", "balance", "download", "run"]
+The recipes are `pipeline.match.match`, `pipeline.balance.balance`, `pipeline.download.download` and
+`pipeline.run.run`. Nothing is imported here: `wit --help` imports pipeline.cli, which must not pull in
+Ray Data through them.
+"""

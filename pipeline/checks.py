@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.config import PoolConfig
+from pipeline.pool import inspect_pool
 from core import storage, validate
 
 MATCHED_COLUMNS = ("key", "url", "text", "query_ids")
@@ -14,9 +16,6 @@ QUERIES_COLUMNS = ("query_id", "query")
 
 
 def check_match(a: argparse.Namespace) -> None:
-    from pipeline.config import PoolConfig
-    from pipeline.pool import inspect_pool
-
     validate.check_at_least({"--max-text-chars": a.max_text_chars, "--concurrency": a.concurrency}, 1)
     for path in a.pool:
         validate.check_exists(path, "pool path", hint="pass Parquet/TSV/CSV/JSONL/WARC files or directories")

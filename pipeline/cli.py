@@ -1,12 +1,12 @@
-"""`wit pipeline match|balance|download|run` and `wit inspect`: thin layers over the pipeline recipes."""
+"""`wit pipeline match|balance|download|run` and `wit inspect`: their options and help, and the options ->
+config builders. The handlers are in pipeline/commands.py, imported only when one runs."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig, PoolConfig
+from core.commands import command
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -191,18 +191,18 @@ def _add_download_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _match_cfg(a: argparse.Namespace) -> MatchConfig:
+def match_config(a: argparse.Namespace) -> MatchConfig:
     pool = PoolConfig(
         format=a.format, url_col=a.url_col, text_col=a.text_col, header=a.header, keep_columns=tuple(a.keep)
     )
     return MatchConfig(pool=pool, max_text_chars=a.max_text_chars, concurrency=a.concurrency)
 
 
-def _balance_cfg(a: argparse.Namespace) -> BalanceConfig:
+def balance_config(a: argparse.Namespace) -> BalanceConfig:
     return BalanceConfig(cap_per_query=a.cap, seed=a.seed, read_blocks=a.read_blocks)
 
 
-def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
+def download_config(a: argparse.Namespace) -> DownloadConfig:
     return DownloadConfig(
         image_size=a.image_size,
         resize_mode=a.resize_mode,
@@ -222,69 +222,6 @@ def _download_cfg(a: argparse.Namespace) -> DownloadConfig:
     )
 
 
-def _print(result: dict) -> int:
-    print(
-        json.dumps({k: v for k, v in result.items() if k not in ("queries", "shards")}, indent=2, default=str)
-    )
-    return 0
-
-
-def _match(a: argparse.Namespace) -> int:
-    from pipeline.checks import check_match
-    from pipeline.match import match
-
-    check_match(a)
-    return _print(match(tuple(a.pool), a.queries, a.out, _match_cfg(a)))
-
-
-def _balance(a: argparse.Namespace) -> int:
-    from pipeline.balance import balance
-    from pipeline.checks import check_balance
-
-    check_balance(a)
-    return _print(balance(a.matched, a.out, _balance_cfg(a)))
-
-
-def _download(a: argparse.Namespace) -> int:
-    from pipeline.checks import check_download
-    from pipeline.download import download
-
-    check_download(a)
-    if a.retry_failures:
-        from pipeline.retry import retry_failures
-
-        manifest = retry_failures(a.selected, a.out, _download_cfg(a))
-        return _print({**manifest["counts"], "retries": manifest.get("retries", [])[-1:]})
-    return _print(download(a.selected, a.out, _download_cfg(a))["counts"])
-
-
-def _run(a: argparse.Namespace) -> int:
-    from pipeline.checks import check_run
-    from pipeline.run import run
-
-    check_run(a)
-    result = run(tuple(a.pool), a.queries, a.out, _match_cfg(a), _balance_cfg(a), _download_cfg(a))
-    return _print(result["download"]["counts"])
-
-
-def _inspect(a: argparse.Namespace) -> int:
-    from pipeline.checks import check_inspect
-    from pipeline.inspect import format_summary, summarize
-
-    check_inspect(a)
-    summary = summarize(a.path, queries=a.queries, n=a.n)
-    if a.html:
-        from pipeline.contact_sheet import write_contact_sheet
-
-        summary["html"] = str(write_contact_sheet(a.path, a.html, queries=a.queries, n=a.sheet_rows))
-    sys.stdout.write(
-        (json.dumps(summary, indent=2, default=str) if a.json else format_summary(summary)) + "\n"
-    )
-    if a.html and not a.json:
-        sys.stdout.write(f"contact sheet: {summary['html']}\n")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     pipeline = sub.add_parser("pipeline", help="pool -> matched -> selected -> corpus", formatter_class=_RAW)
     stages = pipeline.add_subparsers(dest="stage", metavar="STAGE", required=True)
@@ -294,7 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_match_args(p)
     p.add_argument("--out", required=True, help="output directory (matched/)")
-    p.set_defaults(run=_match)
+    p.set_defaults(run=command("pipeline.commands", "run_match"))
 
     p = stages.add_parser(
         "balance", help="matched/ -> selected/", description=BALANCE_HELP, formatter_class=_RAW
@@ -302,7 +239,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--matched", required=True, help="matched/ directory")
     p.add_argument("--out", required=True, help="output directory (selected/)")
     _add_balance_args(p)
-    p.set_defaults(run=_balance)
+    p.set_defaults(run=command("pipeline.commands", "run_balance"))
 
     p = stages.add_parser(
         "download", help="selected/ -> corpus/", description=DOWNLOAD_HELP, formatter_class=_RAW
@@ -315,7 +252,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="on a finished corpus: fetch again only the rows that failed for a transient reason",
     )
-    p.set_defaults(run=_download)
+    p.set_defaults(run=command("pipeline.commands", "run_download"))
 
     p = stages.add_parser(
         "run", help="match -> balance -> download", description=RUN_HELP, formatter_class=_RAW
@@ -324,7 +261,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="working directory: OUT/{matched,selected,corpus}")
     _add_balance_args(p)
     _add_download_args(p)
-    p.set_defaults(run=_run)
+    p.set_defaults(run=command("pipeline.commands", "run_pipeline"))
 
     p = sub.add_parser(
         "inspect", help="summarize any stage's output", description=INSPECT_HELP, formatter_class=_RAW
@@ -337,4 +274,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sheet-rows", type=int, default=60, help="rows on the contact sheet (default: %(default)s)"
     )
-    p.set_defaults(run=_inspect)
+    p.set_defaults(run=command("pipeline.commands", "run_inspect"))

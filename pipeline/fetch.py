@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import pipeline.optout as optout
 from pipeline.config import DownloadConfig
 from pipeline.netguard import BlockedAddress, checked_address, connection, load_resolver, parse_networks
+from core.errors import WitError
 
 # Failures worth fetching again later (`--retry-failures`); every other reason is permanent.
 TRANSIENT_REASONS = frozenset({"timeout", "connection_error", "http_5xx", "http_429"})
@@ -334,8 +335,6 @@ def installed(fetcher: Fetcher) -> Iterator[None]:
 
 def validate_fetch(cfg: DownloadConfig) -> None:
     """Bad fetch settings -> WitError before any task starts."""
-    from core.errors import WitError
-
     try:
         parse_networks(cfg.allow_networks)
     except ValueError as err:

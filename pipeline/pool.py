@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import ray.data
 
 from pipeline.config import POOL_FORMATS, TEXT_COLUMNS, URL_COLUMNS, PoolConfig
+from pipeline.warc import POOL_COLUMNS, read_warc, warc_table
 from core import storage
 from core.errors import WitError
 
@@ -133,8 +134,6 @@ def _peek(path: str, fmt: str, header: bool = True) -> tuple[list[str], bool, li
                     return names, True, [str(v) for v in batch.slice(0, 1).to_pylist()[0].values()]
             return names, False, []
         if fmt == "warc":
-            from pipeline.warc import POOL_COLUMNS, read_warc
-
             return list(POOL_COLUMNS), next(read_warc(path), None) is not None, []
         with storage.open_input_stream(path) as raw:
             for line in io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8"):
@@ -234,8 +233,6 @@ def _read_delimited(
 
 
 def _read_warc(batch: dict[str, Any]) -> Iterator[pa.Table]:
-    from pipeline.warc import warc_table
-
     for path in batch["path"]:
         yield from warc_table(str(path))
 

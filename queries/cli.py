@@ -1,12 +1,13 @@
-"""`wit queries build`: a thin layer over `queries.build(QueriesConfig(...), out)`."""
+"""`wit queries build`: its options and help, and `config_from_args` (options -> QueriesConfig). The handler,
+a thin layer over `queries.build.build(cfg, out)`, is in queries/commands.py, imported only when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 
 from queries.config import QueriesConfig, demo_config
+from core.commands import command
 from core.errors import WitError
 
 DESCRIPTION = """\
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--no-ray", action="store_true", help="count in this process instead of Ray tasks")
     for flag, kind, _, text in _THRESHOLDS:
         build.add_argument(flag, type=kind, metavar="N" if kind is int else "X", help=text)
-    build.set_defaults(run=run_build)
+    build.set_defaults(run=command("queries.commands", "run_build"))
 
 
 def config_from_args(args: argparse.Namespace) -> QueriesConfig:
@@ -77,23 +78,3 @@ def config_from_args(args: argparse.Namespace) -> QueriesConfig:
     if args.demo and args.wordnet:
         changes["wordnet_dir"] = args.wordnet
     return dataclasses.replace(cfg, **changes)
-
-
-def run_build(args: argparse.Namespace) -> int:
-    from queries.build import build
-    from queries.checks import check_build
-    from queries.schema import read_queries
-    from core.artifacts import read_provenance
-
-    cfg = config_from_args(args)
-    check_build(cfg, args.out)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = build(cfg, args.out, use_ray=not args.no_ray)
-    table = read_queries(out)
-    counts = read_provenance(out).get("counts", {})
-    print(f"{table.num_rows:,} queries -> {out}")
-    for source, kept in counts.get("after_caps", {}).items():
-        print(f"  {source:8s} {kept:>9,}  (of {counts['before_caps'][source]:,} before caps)")
-    top = table.slice(0, 10).to_pylist()
-    print("top 10:", ", ".join(f"{row['query']} ({row['count']:,})" for row in top))
-    return 0

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from queries.config import demo_config
+
 _PAGE = re.compile(r"  <page>\n.*?\n  </page>\n", re.DOTALL)
 _TITLE = re.compile(r"<title>(.*?)</title>")
 _ID = re.compile(r"<id>\d+</id>")
@@ -94,8 +96,6 @@ def generate(out_dir: str | Path, excerpt: str | Path, total_mb: float, files: i
 
 
 def main() -> None:
-    from queries.config import demo_config
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
     parser.add_argument("--mb", type=float, default=200, help="uncompressed MB of page XML")

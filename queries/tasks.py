@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from queries.dump import DumpStats, DumpUnit
 from core import storage
+from core.errors import WitError
 
 
 class Progress:
@@ -70,8 +71,6 @@ def gather(refs: list[Any], units: Sequence[DumpUnit], stats_of: Callable[[Any],
 def wit_errors(get: Callable[[Any], Any], refs: Any) -> Any:
     """`ray.get`, with a bad input file reported as the WitError it is, not a remote traceback."""
     import ray
-
-    from core.errors import WitError
 
     try:
         return get(refs)

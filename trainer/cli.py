@@ -1,15 +1,14 @@
-"""`wit train`, `wit eval zeroshot`, `wit tokenizer train`, `wit models`: thin layers over trainer/."""
+"""`wit train`, `wit plot`, `wit eval ...`, `wit tokenizer train`, `wit models`: their options and help.
+The handlers are in trainer/commands.py (eval's in trainer/eval/commands.py), imported only when one runs."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from trainer.eval.cli import register as register_eval
 from trainer.config import PARALLEL, PRECISIONS, STATE_DTYPE_NAMES, WEIGHT_DTYPE_NAMES, TrainConfig
-from core.errors import WitError
-from core.options import Option, add_config_options, config_from_args
+from core.commands import command
+from core.options import Option, add_config_options
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -64,7 +63,7 @@ def register(subparsers) -> None:
     models = subparsers.add_parser("models", help="list the named CLIP configs and their sizes",
                                    description="The named model configs (trainer/model.py MODELS) with "
                                    "parameter counts (total, vision tower, text tower).")
-    models.set_defaults(run=run_models)
+    models.set_defaults(run=command("trainer.commands", "run_models"))
 
 
 def _register_train(subparsers) -> None:
@@ -79,7 +78,7 @@ def _register_train(subparsers) -> None:
     p.add_argument("--spread", action="store_true", help="place the workers on different nodes")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in RUN_DIR from its last checkpoint (same options)")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=command("trainer.commands", "run_train"))
 
 
 def _register_tokenizer(subparsers) -> None:
@@ -97,17 +96,7 @@ def _register_tokenizer(subparsers) -> None:
     t.add_argument("--out", required=True, help="tokenizer.json to write")
     t.add_argument("--vocab-size", type=int, default=TrainConfig.tokenizer_vocab_size,
                    help="ids in the learned BPE (default: %(default)s)")
-    t.set_defaults(run=run_tokenizer_train)
-
-
-def run_train(args) -> int:
-    from trainer.checks import check_train
-    from trainer.fit import fit
-
-    cfg = config_from_args(TrainConfig, args, placement_strategy="SPREAD" if args.spread else "PACK")
-    check_train(cfg, args.resume)
-    print(json.dumps(fit(cfg, resume=args.resume), indent=2))
-    return 0
+    t.set_defaults(run=command("trainer.commands", "run_tokenizer_train"))
 
 
 def _register_plot(subparsers) -> None:
@@ -116,50 +105,4 @@ def _register_plot(subparsers) -> None:
                               "data-wait fraction per step.")
     p.add_argument("run_dir", metavar="RUN", help="a `wit train` run dir")
     p.add_argument("--out", default=None, help="PNG to write (default RUN/metrics.png)")
-    p.set_defaults(run=run_plot)
-
-
-def run_plot(args) -> int:
-    from trainer.checks import check_plot
-    from trainer.metrics import plot
-
-    check_plot(args.run_dir, args.out)
-    print(f"wrote {plot(args.run_dir, args.out)}")
-    return 0
-
-
-def run_tokenizer_train(args) -> int:
-    from trainer.checks import check_tokenizer
-    from trainer.data import read_captions
-    from trainer.tokenizer import load_openai_bpe, train_tokenizer
-
-    check_tokenizer(args.captions, args.openai_merges, args.out, args.vocab_size)
-    if args.openai_merges:
-        tokenizer = load_openai_bpe(args.openai_merges)
-        print(f"wrote {tokenizer.save(args.out)}: {tokenizer.vocab_size} ids from {args.openai_merges}")
-        return 0
-    source = Path(args.captions)
-    if source.is_dir():
-        captions = read_captions(source)
-    elif source.is_file():
-        captions = source.read_text().splitlines()
-    else:
-        raise WitError(f"no captions at {source}", hint="a text file (one caption a line) or a corpus dir")
-    tokenizer = train_tokenizer(captions, args.vocab_size)
-    print(f"wrote {tokenizer.save(args.out)}: {tokenizer.vocab_size} ids from {len(captions)} captions")
-    return 0
-
-
-def run_models(args) -> int:
-    import torch
-
-    from trainer.model import MODELS, build_model, count_parameters
-
-    print(f"{'model':<14}{'total':>10}{'vision':>10}{'text':>10}  image  (millions of parameters)")
-    for name in MODELS:
-        with torch.device("meta"):          # shapes only: no memory, no init time
-            model = build_model(name)
-        total, vision = count_parameters(model), count_parameters(model.visual)
-        print(f"{name:<14}{total / 1e6:>10.2f}{vision / 1e6:>10.2f}{(total - vision) / 1e6:>10.2f}"
-              f"  {model.cfg.vision.image_size}")
-    return 0
+    p.set_defaults(run=command("trainer.commands", "run_plot"))

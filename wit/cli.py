@@ -1,8 +1,10 @@
 """The `wit` command: one subcommand per stage, each a thin layer over a Python recipe.
 
-Every stage module exposes `register(subparsers)`, which adds its subcommand and sets
-`run=<function(args) -> int>` as the parser default; this file only wires them together and turns
-user errors into messages with exit codes (see core.errors).
+Every stage's cli.py exposes `register(subparsers)`, which adds its subcommand and sets
+`run=command("<package>.commands", "<handler>")` as the parser default (core.commands: the handler's
+module, and with it Ray or torch, is imported only when it runs, so building this parser stays
+light); this file only wires them together and turns user errors into messages with exit codes
+(see core.errors).
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import os
 import sys
 import traceback
 
+from pipeline.cli import register as register_pipeline
+from queries.cli import register as register_queries
+from trainer.cli import register as register_trainer
 from core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, WitError
+from wit.demo.cli import register as register_demo
+from wit.plan.cli import register as register_plan
 
 DESCRIPTION = """\
 Build a WIT-style image-text corpus from the web, guided by Wikipedia, then train CLIP on it.
@@ -40,12 +47,6 @@ any work starts; the message names the input and says what to fix), 130 interrup
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from queries.cli import register as register_queries
-    from pipeline.cli import register as register_pipeline
-    from trainer.cli import register as register_trainer
-    from wit.demo.cli import register as register_demo
-    from wit.plan.cli import register as register_plan
-
     parser = argparse.ArgumentParser(
         prog="wit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wit: interrupted; finished shards are kept, rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the top level reports, it does not hide
-        from core.storage import as_wit_error
+        from core.storage import as_wit_error    # here: it imports pyarrow, which the parser never needs
 
         # A missing bucket or missing credentials can surface deep inside a Ray task: still bad input.
         user_error = as_wit_error(err) if isinstance(err, OSError) else None

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline import run
+from pipeline.run import run
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.inspect import format_summary, summarize
 from tests.pipeline.helpers import SMALL_IMAGES, cat_pool, cat_web

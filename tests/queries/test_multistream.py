@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from queries import build
+from queries.build import build
 import queries.count
 from queries.count import count_dumps, count_phrases, count_phrases_in_texts, count_reference
 from queries.dump import DumpStats, DumpUnit, index_for, iter_pages, plan_units, stream_offsets

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from queries import build, read_queries
-from queries.schema import SCHEMA
+from queries.build import build
+from queries.schema import SCHEMA, read_queries
 from queries.select import Query, cap, per_source, rank
 from core.artifacts import read_provenance
 from core.errors import WitError

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from queries import build, read_queries
+from queries.build import build
+from queries.schema import read_queries
 from queries.dump import index_for, plan_units
 from queries.synth import generate
 from core import storage

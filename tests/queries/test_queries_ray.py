@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from queries import build, read_queries
+from queries.build import build
+from queries.schema import read_queries
 from queries.cli import config_from_args, register
 from queries.count import count_dumps, count_phrases, count_reference
 from queries.dump import DumpUnit, plan_units

@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from wit.demo.cli import format_summary
+from wit.demo.commands import format_summary
 from wit.demo.run import run_demo, smoke_config
 
 pytestmark = pytest.mark.slow

@@ -7,6 +7,7 @@ import pytest
 
 from trainer.cli import TRAIN_FIXED, TRAIN_OPTIONS
 from trainer.config import TrainConfig
+from trainer.eval.config import EmbedConfig, LinearProbeConfig, RetrievalConfig, ZeroShotConfig
 from wit.cli import build_parser
 from core.options import Option, add_config_options, config_from_args
 
@@ -53,3 +54,24 @@ def test_out_of_range_values_are_refused_by_argparse(argv, flag, capsys):
     with pytest.raises(SystemExit) as done:
         _train(*argv)
     assert done.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_wit_eval_defaults_are_the_eval_configs(capsys):
+    """`wit eval`'s options take their defaults from the eval configs, and the help text says them."""
+    parse = build_parser().parse_args
+    probe = parse(["eval", "linear-probe", "--checkpoint", "C", "--train", "T", "--test", "T"])
+    assert (probe.batch_size, probe.local_max_rows, probe.val_fraction, probe.seed) == astuple_of(
+        LinearProbeConfig("C", "T", "T"), "batch_size", "local_max_rows", "val_fraction", "seed")
+    retrieval = parse(["eval", "retrieval", "--checkpoint", "C", "--captions", "c.jsonl"])
+    assert (retrieval.batch_size, retrieval.local_max_rows) == astuple_of(
+        RetrievalConfig("C", "c.jsonl"), "batch_size", "local_max_rows")
+    zeroshot = parse(["eval", "zeroshot", "--checkpoint", "C", "--images", "I"])
+    assert (zeroshot.batch_size, zeroshot.local_max_rows, zeroshot.split) == astuple_of(
+        ZeroShotConfig("C", "I"), "batch_size", "local_max_rows", "split")
+    with pytest.raises(SystemExit):
+        parse(["eval", "zeroshot", "--help"])
+    assert f"--local-max-rows rows (default {EmbedConfig.local_max_rows})" in capsys.readouterr().out
+
+
+def astuple_of(cfg, *names: str) -> tuple:
+    return tuple(getattr(cfg, name) for name in names)

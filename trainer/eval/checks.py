@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from trainer.checks import check_checkpoint
+from trainer.eval.config import BUNDLED
 from trainer.eval.datasets import CIFAR_SPLITS, IMAGE_COLUMNS, IMAGE_SUFFIXES
 from core import storage, validate
 from core.errors import WitError
@@ -29,8 +30,6 @@ def _check_common(args: argparse.Namespace) -> None:
 
 
 def check_zeroshot(args: argparse.Namespace) -> None:
-    from trainer.eval.zeroshot import BUNDLED
-
     _check_common(args)
     spec = args.classes_json
     if spec is not None and spec not in BUNDLED and not Path(spec).is_file():

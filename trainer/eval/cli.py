@@ -1,15 +1,20 @@
-"""`wit eval zeroshot|retrieval|linear-probe`: thin layers over trainer.eval."""
+"""`wit eval zeroshot|retrieval|linear-probe`: their options and help, the defaults taken from the eval
+configs (trainer/eval/config.py). The handlers are in trainer/eval/commands.py, imported only when one runs."""
 
 from __future__ import annotations
 
 import argparse
+
+from trainer.eval.config import BUNDLED, EmbedConfig, LinearProbeConfig, ZeroShotConfig
+from core.commands import command
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 SETS = ("an image-folder tree (<class>/*.jpg|png), a Parquet file/dir (image bytes in jpg|image|image_bytes\n"
         "+ `label`), or CIFAR-10/100 python batches (the folder holding batches.meta or meta)")
 EMBED = ("Embeddings are computed with Ray Data (an actor pool, the model loaded once per actor, one GPU\n"
-         "per actor when CUDA is present); inputs of at most --local-max-rows rows (default 512) are\n"
+         "per actor when CUDA is present); inputs of at most --local-max-rows rows "
+         f"(default {EmbedConfig.local_max_rows}) are\n"
          "embedded in-process, where starting actors would cost more than the work.")
 ZEROSHOT = f"""\
 Zero-shot classification as in the CLIP paper: each class name goes into every prompt template;
@@ -63,8 +68,9 @@ Example:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint dir (model.pt), or a run dir (uses its latest)")
-    p.add_argument("--batch-size", type=int, default=64, help="images or texts per model call")
-    p.add_argument("--local-max-rows", type=int, default=512,
+    p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
+                   help="images or texts per model call (default: %(default)s)")
+    p.add_argument("--local-max-rows", type=int, default=EmbedConfig.local_max_rows,
                    help="embed in-process up to this many rows, else Ray Data (-1: always Ray Data)")
     p.add_argument("--actors", type=int, default=None, help="Ray Data actor pool size (default: GPUs, or 1)")
     p.add_argument("--out", default=None, help="write the results here as JSON")
@@ -80,17 +86,18 @@ def register(subparsers) -> None:
                        description=ZEROSHOT)
     _common(z)
     z.add_argument("--images", required=True, help="the labelled eval set (see above)")
-    z.add_argument("--classes-json", default=None, help="a JSON file, or cifar10 | cifar100 | imagenet")
+    z.add_argument("--classes-json", default=None, help=f"a JSON file, or {' | '.join(BUNDLED)}")
+    # "both" rather than ZeroShotConfig's "ensemble": on the command line the side-by-side report is the point
     z.add_argument("--templates", choices=("ensemble", "single", "both"), default="both")
-    z.add_argument("--split", choices=("train", "test"), default="test", help="CIFAR batches to use")
-    z.set_defaults(run=run_zeroshot)
+    z.add_argument("--split", choices=("train", "test"), default=ZeroShotConfig.split, help="CIFAR batches to use")
+    z.set_defaults(run=command("trainer.eval.commands", "run_zeroshot"))
 
     r = sub.add_parser("retrieval", help="image<->text retrieval recall@1/5/10", formatter_class=RAW,
                        description=RETRIEVAL)
     _common(r)
     r.add_argument("--captions", required=True, help="captions.jsonl, a COCO captions_*.json, or *.parquet")
     r.add_argument("--images", default=None, help="the image root the captions file names images under")
-    r.set_defaults(run=run_retrieval)
+    r.set_defaults(run=command("trainer.eval.commands", "run_retrieval"))
 
     lp = sub.add_parser("linear-probe", help="logistic regression on frozen image features", formatter_class=RAW,
                         description=LINEAR_PROBE)
@@ -98,65 +105,7 @@ def register(subparsers) -> None:
     lp.add_argument("--train", required=True, help="the labelled training set")
     lp.add_argument("--test", required=True, help="the labelled test set (classes of the training set)")
     lp.add_argument("--val", default=None, help="a labelled validation set (default: split from --train)")
-    lp.add_argument("--val-fraction", type=float, default=0.2)
-    lp.add_argument("--seed", type=int, default=0)
-    lp.set_defaults(run=run_linear_probe)
-
-
-def _emit(kind: str, result: dict, args) -> int:
-    from trainer.eval.report import MARKDOWN
-    from core.artifacts import write_json
-
-    if args.out:
-        write_json(result, args.out)
-    if args.markdown == "-":
-        print(MARKDOWN[kind](result))
-    elif args.markdown:                   # a local file or a cloud URI
-        from core.storage import write_text
-
-        write_text(args.markdown, MARKDOWN[kind](result) + "\n")
-    return 0
-
-
-def _embed_kwargs(args) -> dict:
-    return {"batch_size": args.batch_size, "local_max_rows": args.local_max_rows, "actors": args.actors}
-
-
-def run_zeroshot(args) -> int:
-    from trainer.eval.checks import check_zeroshot
-    from trainer.eval.zeroshot import ZeroShotConfig, zeroshot
-
-    check_zeroshot(args)
-    result = zeroshot(ZeroShotConfig(args.checkpoint, args.images, args.classes_json, templates=args.templates,
-                                     split=args.split, **_embed_kwargs(args)))
-    runs = {"ensemble": result, "single": result["single"]} if args.templates == "both" else {args.templates: result}
-    for name, r in runs.items():
-        print(f"zero-shot ({name}, {r['templates']} templates) on {r['n']} images, {r['num_classes']} classes: "
-              f"top-1 {r['top1']:.1%}  top-5 {r['top5']:.1%}  (chance {r['chance']:.1%})"
-              + (f"; {r['skipped']} unreadable images skipped" if r["skipped"] else ""))
-    return _emit("zeroshot", result, args)
-
-
-def run_retrieval(args) -> int:
-    from trainer.eval.checks import check_retrieval
-    from trainer.eval.retrieval import RetrievalConfig, retrieval
-
-    check_retrieval(args)
-    result = retrieval(RetrievalConfig(args.checkpoint, args.captions, args.images, **_embed_kwargs(args)))
-    i2t, t2i = result["image_to_text"], result["text_to_image"]
-    print(f"retrieval on {result['n_images']} images / {result['n_captions']} captions: image->text "
-          + " ".join(f"{k} {v:.1%}" for k, v in i2t.items()) + "; text->image "
-          + " ".join(f"{k} {v:.1%}" for k, v in t2i.items()))
-    return _emit("retrieval", result, args)
-
-
-def run_linear_probe(args) -> int:
-    from trainer.eval.checks import check_linear_probe
-    from trainer.eval.linear_probe import LinearProbeConfig, linear_probe
-
-    check_linear_probe(args)
-    result = linear_probe(LinearProbeConfig(args.checkpoint, args.train, args.test, args.val, args.val_fraction,
-                                            args.seed, **_embed_kwargs(args)))
-    print(f"linear probe: test accuracy {result['test_accuracy']:.1%} with lambda {result['lambda']:.3g} "
-          f"({result['n_train']} train, {result['n_val']} val, {result['n_test']} test)")
-    return _emit("linear-probe", result, args)
+    lp.add_argument("--val-fraction", type=float, default=LinearProbeConfig.val_fraction,
+                    help="of --train, held out to choose lambda when --val is not given (default: %(default)s)")
+    lp.add_argument("--seed", type=int, default=LinearProbeConfig.seed)
+    lp.set_defaults(run=command("trainer.eval.commands", "run_linear_probe"))

@@ -10,7 +10,6 @@ small images on a CPU. Unreadable images come back with `ok == False` and a zero
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,17 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from trainer.checkpoint import load_checkpoint
 from trainer.data import center_square_crop, normalize_images, to_array
-
-LOCAL_MAX_ROWS = 512      # at most this many rows: embed in-process (no actor start-up, no model shipping)
-
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    checkpoint: str               # a checkpoint dir, or a run dir (its checkpoints/latest)
-    batch_size: int = 64
-    local_max_rows: int = LOCAL_MAX_ROWS   # -1: always Ray Data
-    actors: int | None = None     # Ray Data actor pool size; None: one per GPU, or 1 on CPU
-    progress: bool = True
+from trainer.eval.config import EmbedConfig
 
 
 def _decode(row_path: str, row_data: bytes, size: int) -> np.ndarray | None:
@@ -76,6 +65,8 @@ def _pool_size(cfg: EmbedConfig) -> int:
 
 
 def _embed_ray(rows: list[dict], cfg: EmbedConfig) -> list[dict]:
+    # Here, not at the top, with Ray itself: core.raylocal imports ray, and an eval of at most
+    # local_max_rows rows runs in-process without paying for Ray's import.
     import ray.data
 
     from core.raylocal import ensure_ray

@@ -10,32 +10,17 @@ validation cross-entropy. The probe is then refitted on train + validation and s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from trainer.eval.datasets import read_labelled
-from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder
+from trainer.eval.config import EmbedConfig, LinearProbeConfig
+from trainer.eval.embed import Embedder
 from core.errors import WitError
 
 LOG10_RANGE = (-6.0, 6.0)
 RESOLUTION = 1 / 8            # decades: the paper's 96 steps over 12 decades
-
-
-@dataclass(frozen=True)
-class LinearProbeConfig:
-    checkpoint: str
-    train: str                            # image-folder tree, *.parquet or CIFAR batches (split train)
-    test: str                             # same formats (CIFAR: split test); the same classes as train
-    val: str | None = None                # default: val_fraction of train, drawn with seed
-    val_fraction: float = 0.2
-    seed: int = 0
-    max_iter: int = 1000
-    batch_size: int = 64
-    local_max_rows: int = LOCAL_MAX_ROWS
-    actors: int | None = None
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, lam: float, max_iter: int = 1000,

@@ -8,25 +8,14 @@ answer), so a model that scores everything alike gets chance, not 100%.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from trainer.eval.datasets import read_captions
-from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder, normalize
+from trainer.eval.config import EmbedConfig, RetrievalConfig
+from trainer.eval.embed import Embedder, normalize
 from core.errors import WitError
 
 KS = (1, 5, 10)
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    checkpoint: str
-    captions: str                         # captions.jsonl, a COCO captions_*.json, or *.parquet
-    images: str | None = None             # image root (default: next to the captions file)
-    batch_size: int = 64
-    local_max_rows: int = LOCAL_MAX_ROWS
-    actors: int | None = None
 
 
 def recall_at_k(similarity: np.ndarray, caption_image: np.ndarray, ks=KS) -> dict:

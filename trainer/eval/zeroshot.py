@@ -10,30 +10,17 @@ prompt-ensembling gain, Figure 4).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from trainer.eval.datasets import class_names, read_labelled
-from trainer.eval.embed import LOCAL_MAX_ROWS, EmbedConfig, Embedder, normalize
+from trainer.eval.config import BUNDLED, EmbedConfig, ZeroShotConfig
+from trainer.eval.embed import Embedder, normalize
 from core.errors import WitError
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SINGLE_TEMPLATE = ("a photo of a {}.",)
-BUNDLED = ("cifar10", "cifar100", "imagenet")     # templates/<name>.json: the paper's classes and prompts
-
-
-@dataclass(frozen=True)
-class ZeroShotConfig:
-    checkpoint: str                       # a checkpoint dir, or a run dir (its checkpoints/latest)
-    images: str                           # image-folder tree, *.parquet (image + label) or CIFAR batches
-    classes_json: str | None = None       # {"classes": [...] or {label: name}, "templates": [...]}, or cifar10|...
-    batch_size: int = 64
-    templates: str = "ensemble"           # ensemble | single ("a photo of a {}.") | both (side by side)
-    split: str = "test"                   # CIFAR batches: train | test
-    local_max_rows: int = LOCAL_MAX_ROWS  # inputs this small are embedded in-process, larger via Ray Data
-    actors: int | None = None
 
 
 def default_templates() -> list[str]:

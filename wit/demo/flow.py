@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import queries
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
 from pipeline.run import StageHook, untimed
 from pipeline.run import run as run_pipeline
+from queries.build import build as build_queries
 from queries.config import QueriesConfig
 from trainer.eval.zeroshot import ZeroShotConfig, zeroshot
 from trainer.config import TrainConfig
@@ -71,7 +71,7 @@ def run_flow(out: Path, cfg: FlowConfig, serve_pool: Callable[[], AbstractContex
     paths = FlowPaths(out)
     if (Path(cfg.train.corpus_dir), Path(cfg.train.run_dir)) != (paths.corpus, paths.run):
         raise ValueError(f"train must read {paths.corpus} and write {paths.run}: the flow's own directories")
-    results: dict[str, Any] = {"queries": on_stage("queries", lambda: queries.build(cfg.queries, str(paths.queries)))}
+    results: dict[str, Any] = {"queries": on_stage("queries", lambda: build_queries(cfg.queries, str(paths.queries)))}
     with serve_pool() as pool:
         results |= run_pipeline(pool, str(paths.queries), str(out), cfg.match, cfg.balance, cfg.download, on_stage)
     results["train"] = on_stage("train", lambda: fit(cfg.train))

@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pyarrow.parquet as pq
 
-import queries
 from pipeline.config import BalanceConfig, DownloadConfig, MatchConfig
+from queries.config import demo_config
 from trainer.config import TrainConfig
 from core.artifacts import is_done, provenance, read_provenance, write_json, write_parquet
 from wit.demo import evalset, web
@@ -64,7 +64,7 @@ def stage_labels(cfg: DemoConfig) -> dict[str, str]:
 def flow_config(cfg: DemoConfig, paths: FlowPaths) -> FlowConfig:
     """The demo's six stages: the vendored queries, its cap and seed, small images, the tiny CLIP."""
     return FlowConfig(
-        queries=queries.demo_config(),
+        queries=demo_config(),
         match=MatchConfig(),
         balance=BalanceConfig(cap_per_query=cfg.cap_per_query, seed=cfg.seed),
         download=DownloadConfig(image_size=cfg.image_size, timeout_s=5, rows_per_input_shard=cfg.rows_per_download_shard,

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from trainer.model import MODELS
 from core import validate
 
 
 def check_plan_args(args: argparse.Namespace) -> None:
-    from trainer.model import MODELS
-
     validate.check_positive({"--pairs": args.pairs, "--epochs": args.epochs, "--slowdown": args.slowdown})
     validate.check_at_least({"--cpu-nodes": args.cpu_nodes, "--gpu-nodes": args.gpu_nodes, "--cap": args.cap}, 1)
     named = [args.model] if args.model else []

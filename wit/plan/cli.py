@@ -1,11 +1,14 @@
-"""`wit plan`: what a corpus build and CLIP run will take on a cluster, from our measured rates."""
+"""`wit plan`: what a corpus build and CLIP run will take on a cluster, from our measured rates.
+
+Its options and help, and the options -> plan config overrides; the handler is in wit/plan/commands.py,
+imported only when it runs (the planner's training model imports torch)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
-from pathlib import Path
+
+from core.commands import command
 
 HELP = """\
 Plan a run before paying for it: per stage (queries, match, balance, download, ingest, train, eval)
@@ -66,50 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a `wit demo` summary.json: print predicted vs measured seconds per stage")
     p.add_argument("--slowdown", type=float, default=1.0,
                    help="scale the times measured on this machine's CPUs (a machine N times slower or busier)")
-    p.set_defaults(run=run_plan)
+    p.set_defaults(run=command("wit.plan.commands", "run_plan"))
 
 
-def run_plan(args: argparse.Namespace) -> int:
-    from wit.plan import build_plan, load_plan_config, plot
-    from wit.plan.checks import check_plan_args
-    from wit.plan.report import format_plan
-
-    check_plan_args(args)
-    cfg = _overridden(load_plan_config(args.plan), args)
-    plan, rates = build_plan(cfg, results_dir=args.results, compiled=False if args.eager else None,
-                             slowdown=args.slowdown)
-    text = format_plan(plan, rates, _models(args.models, cfg.train.model))
-    if args.compare:
-        text += "\n\n### Predicted vs measured\n\n" + _comparison(plan, args.compare)
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.plot:
-        print(f"\nwrote {plot(plan.workload.balance, args.plot, title=cfg.name.split(':')[0])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(plan_json(plan), indent=2) + "\n")
-    return 0
-
-
-def _comparison(plan, summary_path: str) -> str:
-    from core.errors import WitError
-    from wit.plan.check import compare, comparison_table, demo_stage_seconds, pair_counts, pairs_table
-    from wit.plan.report import stage_seconds
-
-    try:
-        summary = json.loads(Path(summary_path).read_text())
-        measured = demo_stage_seconds(summary)
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        raise WitError(f"cannot read stage seconds from {summary_path}: {err}",
-                       hint="pass the summary.json a `wit demo` run wrote in its --out directory, or the "
-                            "JSON of `python bench/probe.py plan-check --out FILE`") from err
-    text = comparison_table(compare(stage_seconds(plan), measured))
-    if "items" in summary:                # a probe run: it also counted the pairs of each stage
-        text += "\n\n" + pairs_table(pair_counts(plan, summary))
-    return text
-
-
-def _overridden(cfg, args):
+def overridden(cfg, args):
+    """The plan config with what the options override (also bench/scaling.py's)."""
     cluster = cfg.cluster
     if args.cluster:
         cluster = replace(cluster, config=args.cluster, node_start_s=0.0 if args.cluster == "local" else cluster.node_start_s)
@@ -126,23 +90,3 @@ def _overridden(cfg, args):
     if args.epochs:
         train = replace(train, epochs=args.epochs)
     return replace(cfg, cluster=cluster, corpus=corpus, train=train)
-
-
-def _models(spec: str | None, default: str) -> tuple[str, ...]:
-    from trainer.model import MODELS
-
-    if not spec:
-        return (default,)
-    if spec == "all":
-        return tuple(name for name in MODELS if not name.startswith("tiny"))
-    return tuple(m.strip() for m in spec.split(","))
-
-
-def plan_json(plan) -> dict:
-    return {"name": plan.config.name,
-            "stages": {s.name: {"wall_s": s.wall_s, "core_hours": s.core_hours, "gpu_hours": s.gpu_hours,
-                                "stored_bytes": s.stored_bytes, "moved_bytes": s.moved_bytes,
-                                "peak_worker_bytes": s.peak_worker_bytes, "bottleneck": s.bottleneck,
-                                "nodes": s.nodes, "node_type": s.node_type, "cost": s.cost,
-                                "sources": [f.source for f in s.figures]} for s in plan.stages},
-            "workload": {k: v for k, v in plan.workload.__dict__.items() if k != "balance"}}

@@ -135,7 +135,7 @@ class ProbeSizes:
     image_size: int = 64
     train_runs: tuple[tuple[int, int], ...] = ((8, 10), (24, 10))   # (batch per worker, steps), one fit each
     workers: int = 2
-    # x 8 colours, both prompt sets; 65 x 8 = 520 is past trainer.eval.embed.LOCAL_MAX_ROWS (512), so even
+    # x 8 colours, both prompt sets; 65 x 8 = 520 is past trainer.eval.config.LOCAL_MAX_ROWS (512), so even
     # the near-empty run embeds through Ray Data actors, as every larger eval does: the same start-up
     eval_images_per_class: int = 65
 

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from wit.plan import build_plan, load_plan_config
+from wit.plan.build import build_plan
+from wit.plan.config import load_plan_config
 from wit.plan.memory_law import MIB, MemoryLaw, memory_laws
 from wit.plan.model import plan as make_plan
 from wit.plan.rates import RESULTS_DIR, load_rates

@@ -45,7 +45,7 @@ def test_plan_runs_from_the_installed_packages_alone(tmp_path):
 
     root = Path(__file__).resolve().parents[3]
     site = tmp_path / "site"
-    for package in ("wit", "queries", "pipeline", "trainer"):      # [tool.setuptools.packages.find] include
+    for package in ("core", "wit", "queries", "pipeline", "trainer"):  # [tool.setuptools.packages.find] include
         shutil.copytree(root / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-P", "-m", "wit.cli", "plan", "paper", "--json", "plan.json"],

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import WitError
-from wit.plan import build_plan, load_plan_config
+from wit.plan.build import build_plan
+from wit.plan.config import load_plan_config
 from wit.plan.rates import RESULTS_DIR, Results, dig, load_rates
 
 CPU_STAGES = ("queries", "match", "balance", "download")

@@ -32,7 +32,8 @@ import ray
 from bench.common import RESULTS
 from bench.probe import UNSEEN_WEB, run_fresh
 from wit.demo.web import BAD_ROW_SHARES
-from wit.plan import build_plan, load_plan_config
+from wit.plan.build import build_plan
+from wit.plan.config import load_plan_config
 from wit.plan.check import (
     RELATIVE_TOLERANCE, compare, comparison_table, demo_stage_seconds, pair_counts, pairs_table,
 )
