@@ -1,4 +1,5 @@
-"""A `ray start --head` of a test's own, and a stop that touches only it.
+"""A `ray start --head` of a test's own, a stop that touches only it, and `ray job submit`'s
+client calls as a CLI user makes them (submit once the job agent is up, wait for a final status).
 
 `ray stop` kills every Ray process on the machine (it matches process names), which would take
 down other test sessions and other users' clusters. Instead the head is started in a new
@@ -119,3 +120,28 @@ class RayHead:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def submit_when_ready(client, timeout_s: float, **job) -> str:
+    """`ray start` returns before the head's dashboard agent has registered with the job server;
+    until it has, submissions fail with 'No available agent'. A CLI user sees the same race."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def wait_for_job(client, job_id: str, timeout_s: float):
+    from ray.job_submission import JobStatus
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_job_status(job_id)
+        if status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+            return status
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} still {status} after {timeout_s} s:\n{client.get_job_logs(job_id)}")
