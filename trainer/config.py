@@ -7,6 +7,7 @@ loop; and it imports no torch: the CLI builds its parser from it at every start.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from core.errors import WitError
@@ -76,6 +77,10 @@ class TrainConfig:
                            hint="--parallel ddp for --state-dtype/--text-dtype fp16|bf16")
         if self.gpu_decode and not self.use_gpu:
             raise WitError("gpu_decode needs GPU workers", hint="add --gpu, or leave --gpu-decode out")
+        if self.decodes_on_gpu() and importlib.util.find_spec("torchvision") is None:
+            # nvJPEG comes through torchvision.io, an extra: checked here, not when a worker first decodes
+            raise WitError("GPU JPEG decode needs torchvision, which is not installed",
+                           hint="pip install 'wit-clip[gpu]' (torchvision 0.29.1), or --no-gpu-decode to decode on CPU")
         _check_model(self.model)          # fail on the driver, not in a worker
 
     def decodes_on_gpu(self) -> bool:

@@ -66,3 +66,15 @@ def test_too_small_corpus_is_a_user_error(tmp_path):
         fit(TrainConfig(corpus_dir=str(corpus), run_dir=str(tmp_path / "run"), batch_size=16))
     with pytest.raises(WitError, match="unknown model"):
         TrainConfig(corpus_dir=str(corpus), run_dir=str(tmp_path / "run"), model="ViT-Z/1")
+
+
+def test_gpu_decode_without_torchvision_is_a_user_error(monkeypatch):
+    """nvJPEG comes with the `gpu` extra: a GPU run without it stops on the driver, saying what to install.
+    (sys.modules[name] = None is how Python marks a module unimportable; find_spec then answers None.)"""
+    monkeypatch.setitem(__import__("sys").modules, "torchvision", None)
+    with pytest.raises(WitError, match="needs torchvision") as err:
+        TrainConfig(corpus_dir="c", run_dir="r", use_gpu=True)
+    assert "wit-clip[gpu]" in err.value.hint
+    assert not TrainConfig(corpus_dir="c", run_dir="r", use_gpu=True, gpu_decode=False).decodes_on_gpu()
+    monkeypatch.undo()
+    assert TrainConfig(corpus_dir="c", run_dir="r", use_gpu=True).decodes_on_gpu()   # the extra installed: fine
