@@ -68,11 +68,11 @@ class ProbeWeb:
 
 # The demo's own web: what bench/local_rates.py measured its rates on (and bench/overheads.py its costs).
 DEMO_WEB = ProbeWeb()
-# Not the demo's: other captions and images (seed 1), 200k rows drawn (4x the measured web's 50k, so its
-# mirrors repeat each 4 times, not 26), and another failure mix (more dead links and truncated JPEGs,
-# fewer pages and noai hosts, more bad URLs): the web the plan predicts blind. (Drawing all 800k rows
-# would add minutes of Python to the check for no other difference: the captions come from the same
-# templates either way.)
+# Not the demo's: other captions and images (seed 1), 200k rows drawn (4x the measured web's 50k, so
+# the check's 2.4M rows repeat each 12 times, not 48), and another failure mix (more dead links and
+# truncated JPEGs, fewer pages and noai hosts, more bad URLs): the web the plan predicts blind. (Drawing
+# all 2.4M rows would add minutes of Python to the check for no other difference: the captions come
+# from the same templates either way.)
 UNSEEN_WEB = ProbeWeb(seed=1, distinct_rows=200_000, bad_row_shares={
     "missing": 0.07, "error": 0.02, "page": 0.01, "broken": 0.05, "noai": 0.01,
     "bad_url": 0.04, "junk_text": 0.06, "empty_text": 0.02, "duplicate": 0.03})
