@@ -12,14 +12,36 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
+def stop_ray() -> None:
+    """Shut down this process's Ray, if any: before a fixture changes what new Ray workers inherit (s3's
+    environment), and where a test needs no Ray of ours beside it (a check that Ray was not started, a
+    Ray head or cluster of the test's own, a run that wants both cores)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def ray_local():
-    """A real local Ray with 2 CPUs, shared by the tests of one module."""
+    """A real local Ray with 2 CPUs. Kept from module to module (its start and shutdown were ~4 s of
+    every module that used it) until a fixture stops it (stop_ray) or the session ends."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
-    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def no_ray():
+    """No Ray of this process running while the module's tests run."""
+    stop_ray()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stop_ray()
 
 
 S3_BUCKET = "wit-test"
@@ -51,6 +73,7 @@ def s3():
         "AWS_EC2_METADATA_DISABLED": "true",  # never wait for an instance-metadata endpoint
     }
     saved = {key: os.environ.get(key) for key in env}
+    stop_ray()                # workers already running would not see the endpoint: the next Ray starts after
     os.environ.update(env)
     admin = pyarrow.fs.S3FileSystem(
         endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing", secret_key="testing",
@@ -60,6 +83,7 @@ def s3():
     try:
         yield f"s3://{S3_BUCKET}"
     finally:
+        stop_ray()            # its workers point at this server: no later module gets them
         server.stop()
         for key, value in saved.items():
             if value is None:

@@ -58,7 +58,7 @@ def alive_workers(ray) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_cpu_workers_scale_up_for_pending_tasks_and_down_when_idle(tmp_path, monkeypatch):
+def test_cpu_workers_scale_up_for_pending_tasks_and_down_when_idle(tmp_path, monkeypatch, no_ray):
     import ray
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")

@@ -11,7 +11,7 @@ from trainer.fit import fit
 
 
 @pytest.fixture(scope="module")
-def two_nodes():
+def two_nodes(no_ray):                    # ray.init(address=...) below: no local Ray of ours
     import ray
     from ray.cluster_utils import Cluster
 

@@ -67,6 +67,8 @@ def _garbage(path: Path, text: str = "this is not parquet\n") -> Path:
     return path
 
 
+pytestmark = pytest.mark.usefixtures("no_ray")   # each cell checks that Ray was not started
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("inputs")

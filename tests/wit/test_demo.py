@@ -32,7 +32,7 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def head():
+def head(no_ray):                # the job's Ray is the head's: none of ours beside it
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "disabled")   # as the head (see ray_head.py)
         with RayHead(num_cpus=2, dashboard=True) as h:

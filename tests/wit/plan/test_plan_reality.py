@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
 from bench.common import RESULTS
 from bench.probe import UNSEEN_WEB, run_fresh
@@ -61,9 +60,8 @@ def test_the_checked_web_is_not_the_measured_one():
     assert UNSEEN_WEB.seed != 0 and UNSEEN_WEB.bad_row_shares != BAD_ROW_SHARES
 
 
-def test_plan_predicts_each_stage_and_its_pairs_within_30_percent(quiet_machine, tmp_path, monkeypatch):
-    if ray.is_initialized():
-        ray.shutdown()                    # the two runs below start their own Ray, and want both cores
+def test_plan_predicts_each_stage_and_its_pairs_within_30_percent(quiet_machine, no_ray, tmp_path, monkeypatch):
+    # no_ray: the two runs below start their own Ray, and want both cores
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")                # for the Ray of each process below
     results = tmp_path / "results"
     shutil.copytree(RESULTS, results)
