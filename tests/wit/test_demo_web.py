@@ -99,3 +99,20 @@ def test_eval_set_is_balanced_and_held_out(tmp_path):
     web_images = {scenes.encode(scenes.render(0, i), "png") for i in range(200)}
     held_out = {p.read_bytes() for p in images.rglob("*.png")}
     assert not (held_out & web_images)
+
+
+def test_a_new_pool_is_served_on_the_demo_port_unless_it_is_taken(tmp_path):
+    """The port is in every pool URL and the keys hash the URLs: the same port, the same corpus."""
+    import socket
+
+    from wit.demo.run import DEMO_PORT, _reuse_or_reset_pool
+
+    pool = tmp_path / "web" / "pool.parquet"
+    with socket.socket() as probe:                       # the test's own seed: a port no demo run uses
+        seed = 977
+        try:
+            probe.bind(("127.0.0.1", DEMO_PORT + seed))
+        except OSError:
+            pytest.skip(f"port {DEMO_PORT + seed} is in use on this machine")
+        assert _reuse_or_reset_pool(pool, tmp_path, seed) == 0          # taken: any free port
+    assert _reuse_or_reset_pool(pool, tmp_path, seed) == DEMO_PORT + seed
